@@ -1,0 +1,104 @@
+"""The backend protocol shared by every square-root method, and the input rules they all keep."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["SqrtmBackend", "validate_square_input", "check_positive_int"]
+
+# Dtypes computed in float32 and cast back: their rounding is too coarse for the iterations.
+_UPCAST_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def validate_square_input(A: Tensor, name: str = "A") -> None:
+    """Check type, dtype and shape of a batch of square matrices, without a host sync.
+
+    Raises:
+        TypeError: if ``A`` is not a floating-point tensor (integer, bool and complex are refused).
+        ValueError: if ``A`` has fewer than 2 dims, or its last two dims differ, or are zero.
+    """
+    if not isinstance(A, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(A).__name__}")
+    if A.is_complex() or not A.is_floating_point():
+        raise TypeError(
+            f"{name} must be a real floating-point tensor (float16, bfloat16, float32 or float64), "
+            f"got dtype {A.dtype}"
+        )
+    if A.dim() < 2:
+        raise ValueError(
+            f"{name} must have at least 2 dims (..., n, n), got shape {tuple(A.shape)}"
+        )
+    if A.shape[-1] != A.shape[-2]:
+        raise ValueError(
+            f"{name} must be square in its last two dims (..., n, n), got shape {tuple(A.shape)}"
+        )
+    if A.shape[-1] == 0:
+        raise ValueError(f"{name} must have n >= 1, got shape {tuple(A.shape)}")
+
+
+def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int >= ``minimum``, else raise an error that echoes it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+class SqrtmBackend:
+    """A configured method for the square root and inverse square root of SPD/PSD matrices.
+
+    Subclasses implement :meth:`_compute` on float32/float64 tensors; this class validates the
+    input, computes float16/bfloat16 inputs in float32 with autocast disabled, and casts back.
+
+    A backend is immutable once built: its options are fixed at construction, so a compiled or
+    CUDA-graph-captured call never meets data-dependent Python control flow.
+
+    Example:
+        >>> import torch, sqrtlayers as sl
+        >>> b = sl.get_backend("eigh")
+        >>> A = torch.eye(3) * 4
+        >>> torch.allclose(b.sqrtm(A), 2 * torch.eye(3))
+        True
+    """
+
+    #: Registry name, set by :func:`sqrtlayers.register_backend` for built-in classes.
+    name: str = "?"
+
+    def options(self) -> dict[str, object]:
+        """The constructor options of this backend, for ``repr`` and serialisation."""
+        return {}
+
+    def sqrtm(self, A: Tensor) -> Tensor:
+        """Principal square root ``A^{1/2}`` of a batch ``(..., n, n)`` of SPD/PSD matrices."""
+        return self._run(A, inverse=False)
+
+    def inv_sqrtm(self, A: Tensor) -> Tensor:
+        """Inverse principal square root ``A^{-1/2}`` of a batch ``(..., n, n)`` of SPD matrices."""
+        return self._run(A, inverse=True)
+
+    def _run(self, A: Tensor, inverse: bool) -> Tensor:
+        validate_square_input(A)
+        in_dtype = A.dtype
+        work = A.float() if in_dtype in _UPCAST_DTYPES else A
+        with torch.autocast(device_type=A.device.type, enabled=False):
+            out = self._compute(work, inverse)
+        return out.to(in_dtype)
+
+    def _compute(self, A: Tensor, inverse: bool) -> Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
+        return f"{type(self).__name__}(name={self.name!r}{', ' + opts if opts else ''})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(self) is type(other)
+            and self.name == other.name  # type: ignore[attr-defined]
+            and self.options() == other.options()  # type: ignore[attr-defined]
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.name, tuple(sorted(self.options().items()))))

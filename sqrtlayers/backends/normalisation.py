@@ -1,0 +1,27 @@
+"""Per-matrix pre-normalisations that bring a spectrum into the range an iteration converges on."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["frobenius_norm", "frobenius_normalise", "trace_normalise"]
+
+
+def frobenius_norm(A: Tensor) -> Tensor:
+    """``||A||_F`` per matrix, shape ``(..., 1, 1)``, floored at the dtype's ``tiny`` so a zero
+    matrix normalises to zero instead of NaN."""
+    return torch.linalg.matrix_norm(A, keepdim=True).clamp_min(torch.finfo(A.dtype).tiny)
+
+
+def frobenius_normalise(A: Tensor) -> tuple[Tensor, Tensor]:
+    """``(A / ||A||_F, ||A||_F)``: for PSD ``A`` the eigenvalues of the result lie in ``[0, 1]``."""
+    norm = frobenius_norm(A)
+    return A / norm, norm
+
+
+def trace_normalise(A: Tensor) -> tuple[Tensor, Tensor]:
+    """``(A / tr(A), tr(A))``, the iSQRT-COV pre-normalisation; ``tr(A)`` has shape ``(..., 1, 1)``."""
+    trace = A.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None]
+    trace = trace.clamp_min(torch.finfo(A.dtype).tiny)
+    return A / trace, trace

@@ -1,0 +1,79 @@
+"""Name -> backend factory registry: ``list_backends``, ``get_backend``, ``register_backend``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .base import SqrtmBackend
+
+__all__ = ["register_backend", "unregister_backend", "get_backend", "list_backends", "resolve_backend", "BackendFactory"]
+
+BackendFactory = Callable[..., SqrtmBackend]
+
+_REGISTRY: dict[str, BackendFactory] = {}
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    """Register ``factory(**options) -> SqrtmBackend`` under ``name``.
+
+    Raises:
+        ValueError: if ``name`` is already registered or empty.
+        TypeError: if ``factory`` is not callable.
+
+    Example:
+        >>> import sqrtlayers as sl
+        >>> sl.register_backend("ns-20", lambda: sl.get_backend("ns", iters=20))
+        >>> "ns-20" in sl.list_backends()
+        True
+        >>> sl.unregister_backend("ns-20")
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"backend name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"factory must be callable, got {type(factory).__name__}")
+    if name in _REGISTRY:
+        raise ValueError(f"a backend named {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a registered backend (mostly for tests and notebooks)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"no backend named {name!r}; registered: {list_backends()}")
+    del _REGISTRY[name]
+
+
+def list_backends() -> list[str]:
+    """Registered backend names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_backend(name: str, **options: object) -> SqrtmBackend:
+    """Build the backend registered as ``name`` with ``options`` (the backend's own defaults
+    for the rest).
+
+    Raises:
+        ValueError: for an unknown name (the message lists the registered ones) or a bad option.
+        TypeError: for an option the backend does not take.
+
+    Example:
+        >>> import sqrtlayers as sl
+        >>> sl.get_backend("mpa-lya", degree=(5, 5), lya_iters=8)
+        PadeBackend(name='mpa-lya', degree=(5, 5), lya_iters=8)
+    """
+    try:
+        factory = _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown backend {name!r}; choose one of {list_backends()}") from None
+    return factory(**options)
+
+
+def resolve_backend(backend: str | SqrtmBackend) -> SqrtmBackend:
+    """A backend object from a registered name or an already configured backend."""
+    if isinstance(backend, SqrtmBackend):
+        return backend
+    if isinstance(backend, str):
+        return get_backend(backend)
+    raise TypeError(
+        f"backend must be a registered name or a SqrtmBackend, got {type(backend).__name__}: {backend!r}"
+    )
