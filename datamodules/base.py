@@ -61,6 +61,11 @@ class ImageDataModule(pl.LightningDataModule):
         batch_size (int): samples per batch. Default: ``64``.
         num_workers (int): dataloader worker processes. Default: ``0``.
         seed (int): seed of the train/val/test split. Default: ``42``.
+
+    Example:
+        >>> from pytorch_lightning.cli import LightningCLI  # doctest: +SKIP
+        >>> cli = LightningCLI(  # doctest: +SKIP
+        ...     datamodule_class=ImageDataModule, subclass_mode_data=True)
     """
 
     num_classes: int

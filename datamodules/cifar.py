@@ -92,8 +92,8 @@ class CIFARDataModuleBase(ImageDataModule):
         data_dir (str): folder holding the extracted archive. Default: ``"data"``.
         download (bool): download the archive in ``prepare_data`` when it is
             missing. Default: ``False``.
-        val_fraction (float): fraction of the training batches held out for
-            validation; the test split is the official test batch. Default: ``0.1``.
+        val_fraction (float): fraction of the training images held out for
+            validation; the test split is the official test set. Default: ``0.1``.
         augment (bool): random crop (padding 4) and horizontal flip on the train
             split. Default: ``True``.
         batch_size (int): samples per batch. Default: ``128``.
@@ -213,7 +213,19 @@ class CIFAR10DataModule(CIFARDataModuleBase):
     """CIFAR-10 (50,000 train + 10,000 test 32x32 RGB images, 10 classes).
 
     Reads ``<data_dir>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}``.
-    See :class:`CIFARDataModuleBase` for the arguments.
+    Without ``download=True``, a missing folder raises :class:`FileNotFoundError`.
+
+    Args:
+        data_dir (str): folder holding the extracted archive. Default: ``"data"``.
+        download (bool): download the archive in ``prepare_data`` when it is
+            missing. Default: ``False``.
+        val_fraction (float): fraction of the training images held out for
+            validation; the test split is the official test set. Default: ``0.1``.
+        augment (bool): random crop (padding 4) and horizontal flip on the train
+            split. Default: ``True``.
+        batch_size (int): samples per batch. Default: ``128``.
+        num_workers (int): dataloader worker processes. Default: ``2``.
+        seed (int): seed of the train/val split. Default: ``42``.
 
     Example:
         >>> dm = CIFAR10DataModule(data_dir="data", download=True)  # doctest: +SKIP
@@ -240,7 +252,19 @@ class CIFAR100DataModule(CIFARDataModuleBase):
     """CIFAR-100 (50,000 train + 10,000 test 32x32 RGB images, 100 fine classes).
 
     Reads ``<data_dir>/cifar-100-python/{train, test, meta}``.
-    See :class:`CIFARDataModuleBase` for the arguments.
+    Without ``download=True``, a missing folder raises :class:`FileNotFoundError`.
+
+    Args:
+        data_dir (str): folder holding the extracted archive. Default: ``"data"``.
+        download (bool): download the archive in ``prepare_data`` when it is
+            missing. Default: ``False``.
+        val_fraction (float): fraction of the training images held out for
+            validation; the test split is the official test set. Default: ``0.1``.
+        augment (bool): random crop (padding 4) and horizontal flip on the train
+            split. Default: ``True``.
+        batch_size (int): samples per batch. Default: ``128``.
+        num_workers (int): dataloader worker processes. Default: ``2``.
+        seed (int): seed of the train/val split. Default: ``42``.
 
     Example:
         >>> dm = CIFAR100DataModule(data_dir="data", download=True)  # doctest: +SKIP

@@ -45,7 +45,8 @@ class TransformedSubset(Dataset):
         transform (Callable, optional): applied to each image. Default: ``None``.
 
     Example:
-        >>> subset = TransformedSubset(ImageFolder("root/train"), [0, 5], v2.ToImage())  # doctest: +SKIP
+        >>> folder = ImageFolder("root/train")  # doctest: +SKIP
+        >>> subset = TransformedSubset(folder, [0, 5], v2.ToImage())  # doctest: +SKIP
     """
 
     def __init__(

@@ -24,6 +24,8 @@ def split_sizes(total: int, *fractions: float) -> list[int]:
     for fraction in fractions:
         if not 0.0 <= fraction < 1.0:
             raise ValueError(f"split fractions must lie in [0, 1), got {fraction}")
+    if sum(fractions) >= 1.0:
+        raise ValueError(f"split fractions {list(fractions)} must sum to less than 1")
     held_out = [round(total * fraction) for fraction in fractions]
     remainder = total - sum(held_out)
     if remainder < 1:

@@ -15,13 +15,13 @@ def clamped_eigh(A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Eigendecomposition of a PSD batch with its spectrum made safe for roots.
 
     Returns ``(s, V, floor)``: ``s`` the square roots of the eigenvalues clamped to ``>= 0``,
-    ``V`` the eigenvectors, and ``floor = n * eps * s_max`` per matrix (shape ``(..., 1)``), the
-    size below which a root counts as zero.
+    ``V`` the eigenvectors, and ``floor = sqrt(eps) * s_max`` per matrix (shape ``(..., 1)``),
+    the size below which a root counts as zero: an eigenvalue below ``eps * lambda_max`` is
+    within the eigensolver's rounding of zero.
     """
     evals, V = torch.linalg.eigh(A)
     s = evals.clamp_min(0).sqrt()
-    eps = torch.finfo(A.dtype).eps
-    floor = (A.shape[-1] * eps) * s[..., -1:]  # eigh sorts ascending: last is the largest
+    floor = torch.finfo(A.dtype).eps ** 0.5 * s[..., -1:]  # eigh sorts ascending: last is largest
     return s, V, floor
 
 
@@ -38,7 +38,8 @@ def _safe_reciprocal(s: Tensor, floor: Tensor) -> Tensor:
 def _sqrt_gradient_kernel(s: Tensor, floor: Tensor) -> Tensor:
     """``1 / (s_i + s_j)``, zero where both roots are below the floor (the singular pairs)."""
     denom = s.unsqueeze(-1) + s.unsqueeze(-2)
-    singular = denom <= floor.unsqueeze(-1)
+    zero_root = s <= floor
+    singular = zero_root.unsqueeze(-1) & zero_root.unsqueeze(-2)
     return torch.where(singular, torch.zeros_like(denom), denom.clamp_min(torch.finfo(s.dtype).tiny).reciprocal())
 
 
@@ -98,9 +99,11 @@ class EighBackend(SqrtmBackend):
     the solution of the Lyapunov equation :math:`S X + X S = G`. It stays bounded at repeated
     eigenvalues (unlike autograd through ``eigh``, whose ``1/(\lambda_i-\lambda_j)`` blows up).
 
-    Singular inputs: roots below ``floor = n * eps * s_max`` count as zero. The gradient of the
+    Singular inputs: roots below ``floor = sqrt(eps) * s_max`` (eigenvalues below
+    ``eps * lambda_max``) count as zero. The gradient of the
     square root is unbounded there; this backend returns the least-norm solution of the singular
-    Lyapunov equation, i.e. the components between two zero eigenvalues are set to ``0``. The
+    Lyapunov equation, i.e. the components between two zero eigenvalues are set to ``0``
+    (roots just above the floor give large but finite components). The
     inverse root uses ``max(s, floor)`` in place of ``s``, so it is finite (of order
     ``1/floor``) rather than infinite.
 
