@@ -93,7 +93,7 @@ def test_configured_backend_object_is_accepted(backend_name: str) -> None:
 
 def test_gradcheck_float64_autograd_backends(backend_name: str, root_kind: str) -> None:
     if has_custom_backward(backend_name):
-        pytest.skip("custom backward: compared with the closed form in test_gradients.py")
+        pytest.skip("custom backward: compared with the closed form in test_eigh.py and test_lyapunov.py")
     A = make_spd(4, 3.0, seed=4).requires_grad_()
     assert torch.autograd.gradcheck(lambda X: ROOTS[root_kind](X, backend=backend_name), (A,))
 
