@@ -12,11 +12,15 @@ name          forward                                                 backward
 ``mtp-lya``   same                                                    Lyapunov sign iteration (8)
 ``mpa``       Padé approximant, Frobenius scaling (``degree=(5,5)``)   autograd
 ``mpa-lya``   same                                                    Lyapunov sign iteration (8)
+``accurate``  coupled iteration, minimax quintics (``kappa=1e6``)       accelerated Lyapunov sign iter.
+``auto``      the fastest of the above meeting ``tol=1e-3`` up to ``kappa=1e4`` on this device
 ============  ======================================================  ==============================
 """
 
 from __future__ import annotations
 
+from .accurate import AccurateBackend
+from .auto import AutoBackend
 from .base import SqrtmBackend
 from .eigh import EighBackend
 from .newton_schulz import NewtonSchulzBackend
@@ -26,6 +30,8 @@ from .taylor import TaylorBackend
 
 __all__ = [
     "SqrtmBackend",
+    "AccurateBackend",
+    "AutoBackend",
     "EighBackend",
     "NewtonSchulzBackend",
     "TaylorBackend",
@@ -78,7 +84,17 @@ def _mpa_lya(degree: tuple[int, int] = (5, 5), lya_iters: int = PAPER_LYA_ITERS,
     return _named(PadeBackend(degree, lya_iters=lya_iters, solver=solver), "mpa-lya")
 
 
+def _accurate(kappa: float = 1e6, tol: float | None = None) -> SqrtmBackend:
+    return _named(AccurateBackend(kappa, tol), "accurate")
+
+
+def _auto(tol: float = 1e-3, kappa: float = 1e4) -> SqrtmBackend:
+    return _named(AutoBackend(tol, kappa), "auto")
+
+
 for _name, _factory in {
+    "accurate": _accurate,
+    "auto": _auto,
     "eigh": _eigh,
     "svd": _svd,
     "ns": _ns,

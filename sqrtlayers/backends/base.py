@@ -66,6 +66,10 @@ class SqrtmBackend:
     #: Registry name, set by :func:`sqrtlayers.register_backend` for built-in classes.
     name: str = "?"
 
+    #: True when autograd differentiates the forward's own operations (so double backward
+    #: works); False when a custom backward supplies the gradient.
+    differentiable_forward: bool = False
+
     def options(self) -> dict[str, object]:
         """The constructor options of this backend, for ``repr`` and serialisation."""
         return {}

@@ -26,6 +26,10 @@ class IterativeBackend(SqrtmBackend):
     def __init__(self, *, lya_iters: int | None = None) -> None:
         self.lya_iters = None if lya_iters is None else check_positive_int(lya_iters, "lya_iters")
 
+    @property
+    def differentiable_forward(self) -> bool:  # type: ignore[override]
+        return self.lya_iters is None
+
     def forward_method(self, A: Tensor, root: bool, inverse: bool) -> tuple[Tensor | None, Tensor | None]:
         """``(A^{1/2} if root else None, A^{-1/2} if inverse else None)`` by this method."""
         raise NotImplementedError

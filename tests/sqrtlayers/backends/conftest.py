@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import sqrtlayers as sl
+from sqrtlayers.backends import AutoBackend
 
 # (forward, gradient) relative Frobenius error bounds on the generic matrices, per dtype.
 # Measured maxima (float32 / float64, sqrt and inverse): eigh 7e-7/1.2e-6; mpa-lya 1.5e-4/5.9e-4;
@@ -23,6 +24,8 @@ TOLERANCES: dict[str, dict[torch.dtype, tuple[float, float]]] = {
     "ns-lya": {torch.float32: (3e-2, 5e-2), torch.float64: (3e-2, 5e-2)},
     "mtp": {torch.float32: (8e-2, 0.5), torch.float64: (8e-2, 0.5)},
     "mtp-lya": {torch.float32: (8e-2, 0.25), torch.float64: (8e-2, 0.25)},
+    "accurate": {torch.float32: (1e-5, 1e-4), torch.float64: (1e-12, 1e-10)},
+    "auto": {torch.float32: (1e-5, 1e-4), torch.float64: (1e-12, 1e-10)},
 }
 # A backend registered later without an entry gets the loosest bound of the paper's methods.
 DEFAULT_TOLERANCE = {torch.float32: (8e-2, 0.5), torch.float64: (8e-2, 0.5)}
@@ -35,7 +38,9 @@ def tolerance(name: str, dtype: torch.dtype) -> tuple[float, float]:
 def has_custom_backward(name: str) -> bool:
     """Backends whose gradient is not plain autograd through the forward's operations."""
     backend = sl.get_backend(name)
-    return name in ("eigh", "svd") or getattr(backend, "lya_iters", None) is not None
+    if isinstance(backend, AutoBackend):
+        backend = backend.choose(torch.empty(4, 4))
+    return not backend.differentiable_forward
 
 
 def is_iterative(name: str) -> bool:
