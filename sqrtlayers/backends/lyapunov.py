@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .fused import scaled_matmul_add
 from .normalisation import frobenius_norm
 
 __all__ = ["lyapunov_sign_iteration", "LyapunovSqrtm", "sqrtm_with_lyapunov_backward"]
@@ -44,12 +45,14 @@ def lyapunov_sign_iteration(S: Tensor, G: Tensor, scale: Tensor, iters: int) -> 
     """
     B = S / scale
     C = G / scale
-    eye = torch.eye(S.shape[-1], dtype=S.dtype, device=S.device)
     for _ in range(iters):
         B2 = B @ B
-        # C <- (C (3I - B^2) - B^2 C + B C B) / 2, B <- B (3I - B^2) / 2
-        C = 0.5 * (C @ (3 * eye - B2) - B2 @ C + B @ C @ B)
-        B = 0.5 * B @ (3 * eye - B2)
+        # C <- (C (3I - B^2) - B^2 C + B C B) / 2 and B <- B (3I - B^2) / 2, each term a fused
+        # multiply-add: 6 kernels a step instead of 13.
+        C_next = scaled_matmul_add(C, C, B2, beta=1.5, alpha=-0.5)
+        C_next = scaled_matmul_add(C_next, B2, C, beta=1.0, alpha=-0.5)
+        C = scaled_matmul_add(C_next, B @ C, B, beta=1.0, alpha=0.5)
+        B = scaled_matmul_add(B, B, B2, beta=1.5, alpha=-0.5)
     return 0.5 * C
 
 
