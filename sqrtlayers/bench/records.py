@@ -22,6 +22,7 @@ __all__ = [
     "Results",
     "attach_ratios",
     "json_safe",
+    "describe_failure",
 ]
 
 FORWARD = "forward"
@@ -158,3 +159,10 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
+
+
+def describe_failure(exc: BaseException, limit: int = 160) -> str:
+    """``"failed: <Type>: <first line of the message>"``, short enough for a table cell."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return "failed: " + (text if len(text) <= limit else text[: limit - 1] + "…")
