@@ -8,6 +8,20 @@ from .backends import (
     unregister_backend,
 )
 from .functional import NotSPDError, check_spd, inv_sqrtm, sqrtm
+from .layers import (
+    CovariancePooling,
+    ISqrtCovHead,
+    SecondOrderViT,
+    SecondOrderViTHead,
+    ZCABatchNorm,
+    attach_isqrt_cov_head,
+    attach_so_vit_head,
+    convert_zca_batchnorm,
+    covariance_pool,
+    set_zca_sync,
+    triu_dim,
+    zca_batch_norm,
+)
 
 __all__ = [
     "sqrtm",
@@ -19,6 +33,18 @@ __all__ = [
     "list_backends",
     "register_backend",
     "unregister_backend",
+    "ZCABatchNorm",
+    "zca_batch_norm",
+    "convert_zca_batchnorm",
+    "set_zca_sync",
+    "CovariancePooling",
+    "covariance_pool",
+    "triu_dim",
+    "ISqrtCovHead",
+    "attach_isqrt_cov_head",
+    "SecondOrderViTHead",
+    "SecondOrderViT",
+    "attach_so_vit_head",
 ]
 
 __version__ = "0.1.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -13,16 +14,18 @@ from .fused import scaled_matmul_add
 __all__ = ["binomial_series", "pade_coefficients", "matrix_polynomial"]
 
 
-def binomial_series(power: Fraction, degree: int) -> list[Fraction]:
+@functools.lru_cache(maxsize=None)
+def binomial_series(power: Fraction, degree: int) -> tuple[Fraction, ...]:
     """Taylor coefficients ``c_0..c_degree`` of ``(1 - z)^power`` about ``z = 0``, exactly."""
     coeffs = [Fraction(1)]
     for k in range(1, degree + 1):
         # c_k = c_{k-1} * (k - 1 - power) / k, from binom(power, k) (-1)^k
         coeffs.append(coeffs[-1] * (k - 1 - power) / k)
-    return coeffs
+    return tuple(coeffs)
 
 
-def pade_coefficients(power: Fraction, m: int, n: int) -> tuple[list[Fraction], list[Fraction]]:
+@functools.lru_cache(maxsize=None)
+def pade_coefficients(power: Fraction, m: int, n: int) -> tuple[tuple[Fraction, ...], tuple[Fraction, ...]]:
     """Numerator ``p_0..p_m`` and denominator ``q_0..q_n`` (``q_0 = 1``) of the ``[m/n]`` Padé
     approximant of ``(1 - z)^power``, exactly, by matching the Taylor series to order ``m + n``.
     """
@@ -38,7 +41,7 @@ def pade_coefficients(power: Fraction, m: int, n: int) -> tuple[list[Fraction], 
                 rows[r] = [a - factor * b for a, b in zip(rows[r], rows[col])]
     q = [Fraction(1)] + [rows[i][n] / rows[i][i] for i in range(n)]
     p = [sum((q[j] * t[k - j] for j in range(min(k, n) + 1)), Fraction(0)) for k in range(m + 1)]
-    return p, q
+    return tuple(p), tuple(q)
 
 
 def matrix_polynomial(Z: Tensor, coeffs: Sequence[float]) -> Tensor:

@@ -57,13 +57,13 @@ def test_register_rejects_bad_arguments() -> None:
 
 def test_pade_coefficients_match_the_paper() -> None:
     p, q = pade_coefficients(Fraction(1, 2), 5, 5)
-    assert p == [1, Fraction(-11, 4), Fraction(11, 4), Fraction(-77, 64), Fraction(55, 256), Fraction(-11, 1024)]
-    assert q == [1, Fraction(-9, 4), Fraction(7, 4), Fraction(-35, 64), Fraction(15, 256), Fraction(-1, 1024)]
+    assert p == (1, Fraction(-11, 4), Fraction(11, 4), Fraction(-77, 64), Fraction(55, 256), Fraction(-11, 1024))
+    assert q == (1, Fraction(-9, 4), Fraction(7, 4), Fraction(-35, 64), Fraction(15, 256), Fraction(-1, 1024))
 
 
 def test_taylor_coefficients() -> None:
-    assert binomial_series(Fraction(1, 2), 3) == [1, Fraction(-1, 2), Fraction(-1, 8), Fraction(-1, 16)]
-    assert binomial_series(Fraction(-1, 2), 3) == [1, Fraction(1, 2), Fraction(3, 8), Fraction(5, 16)]
+    assert binomial_series(Fraction(1, 2), 3) == (1, Fraction(-1, 2), Fraction(-1, 8), Fraction(-1, 16))
+    assert binomial_series(Fraction(-1, 2), 3) == (1, Fraction(1, 2), Fraction(3, 8), Fraction(5, 16))
 
 
 def test_pade_newton_solver_matches_lu() -> None:

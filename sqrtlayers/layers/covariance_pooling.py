@@ -1,0 +1,149 @@
+r"""Matrix-power-normalised covariance pooling (iSQRT-COV): the square root of a feature covariance."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..backends import SqrtmBackend, resolve_backend
+from .gram import scaled_gram
+
+__all__ = ["covariance_pool", "triu_dim", "CovariancePooling"]
+
+# Square roots of a covariance need float32 at least (see ZCABatchNorm for the same rule).
+_UPCAST_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def triu_dim(channels: int) -> int:
+    """Length ``C (C + 1) / 2`` of the upper triangle of a ``C x C`` matrix, diagonal included."""
+    return channels * (channels + 1) // 2
+
+
+def _upper_triangle(Y: Tensor) -> Tensor:
+    """Row-major upper triangle of ``(..., C, C)``: ``Y[0, 0], Y[0, 1], ..., Y[0, C-1], Y[1, 1], ...``."""
+    c = Y.shape[-1]
+    rows, cols = torch.triu_indices(c, c, device=Y.device)
+    return Y.flatten(-2).index_select(-1, rows * c + cols)
+
+
+def covariance_pool(
+    input: Tensor,
+    *,
+    backend: str | SqrtmBackend = "ns",
+    vectorize: bool = True,
+    eps: float = 1e-5,
+) -> Tensor:
+    r"""Square root of the centred covariance of a set of features, per sample (iSQRT-COV).
+
+    With :math:`X \in \mathbb{R}^{C \times M}` the :math:`M` feature vectors of one sample,
+
+    .. math::
+        \Sigma = \frac{1}{M} (X - \mu 1^T)(X - \mu 1^T)^T,\qquad
+        A = \frac{\Sigma}{\operatorname{tr}\Sigma} + \frac{\epsilon}{C} I,\qquad
+        Y = \sqrt{\operatorname{tr}\Sigma}\; A^{1/2},
+
+    i.e. trace pre-normalisation, the square root by ``backend``, and :math:`\sqrt{\operatorname{tr}\Sigma}`
+    post-compensation: :math:`Y = (\Sigma + \epsilon \bar\sigma^2 I)^{1/2}` with
+    :math:`\bar\sigma^2 = \operatorname{tr}\Sigma / C` the mean variance. The centring
+    subtracts the mean (no ``M x M`` centring matrix) and the covariance is one batched matmul.
+
+    Args:
+        input: ``(N, C, H, W)`` feature maps or ``(N, L, C)`` tokens; the layout is chosen by
+            the number of dims (4: channels first, 3: channels last).
+        backend: square-root backend, a name or a configured backend. Default: ``"ns"``
+            (coupled Newton-Schulz, 5 iterations, as iSQRT-COV).
+        vectorize: return the row-major upper triangle, length ``C (C + 1) / 2`` (see
+            :func:`triu_dim`), instead of the ``C x C`` matrix. Default: ``True``.
+        eps: ridge relative to the mean variance, so that the square root (and its gradient)
+            never meets a singular matrix, e.g. with fewer positions than channels. Scale-free:
+            the output of ``a * input`` is ``a`` times the output. Default: ``1e-5``.
+
+    Returns:
+        ``(N, C (C + 1) / 2)`` or ``(N, C, C)``, in the dtype of ``input``.
+
+    Numerics: float16/bfloat16 (and autocast) are computed in float32. Accuracy is the
+    backend's on :math:`A`: ``"eigh"`` exact; ``"ns"`` with 5 iterations is an approximation
+    (relative error about ``1e-1`` for ``C = 64``), which iSQRT-COV trains through.
+
+    Example:
+        >>> import torch
+        >>> from sqrtlayers.layers import covariance_pool
+        >>> x = torch.randn(2, 8, 7, 7)
+        >>> covariance_pool(x).shape
+        torch.Size([2, 36])
+        >>> Y = covariance_pool(x, backend="eigh", vectorize=False, eps=0.0)
+        >>> xc = x.flatten(2) - x.flatten(2).mean(-1, keepdim=True)
+        >>> torch.allclose(Y @ Y, xc @ xc.mT / 49, atol=1e-4)
+        True
+
+    Reference: Li, Xie, Wang, Gao, "Towards Faster Training of Global Covariance Pooling
+    Networks by Iterative Matrix Square Root Normalization", CVPR 2018.
+    """
+    if input.dim() == 4:
+        X = input.flatten(2)
+    elif input.dim() == 3:
+        X = input.mT
+    else:
+        raise ValueError(
+            f"expected (N, C, H, W) feature maps or (N, L, C) tokens, got shape {tuple(input.shape)}"
+        )
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    channels, positions = X.shape[-2:]
+    work_dtype = torch.float32 if input.dtype in _UPCAST_DTYPES else input.dtype
+    with torch.autocast(device_type=input.device.type, enabled=False):
+        X = X.to(work_dtype)
+        Xc = X - X.mean(-1, keepdim=True)
+        # The scatter matrix, not the covariance: the 1/M cancels in the trace normalisation and
+        # comes back in the post-compensation.
+        scatter = scaled_gram(Xc)
+        trace = scatter.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None]
+        trace = trace.clamp_min(torch.finfo(work_dtype).tiny)
+        ridge = torch.eye(channels, dtype=work_dtype, device=input.device) * (eps / channels)
+        Y = resolve_backend(backend).sqrtm(scatter / trace + ridge) * (trace / positions).sqrt()
+        out = _upper_triangle(Y) if vectorize else Y
+    return out.to(input.dtype)
+
+
+class CovariancePooling(nn.Module):
+    r"""Covariance pooling with matrix square-root normalisation; see :func:`covariance_pool`.
+
+    Args:
+        backend: square-root backend, a name or a configured backend. Default: ``"ns"``.
+        vectorize: output the row-major upper triangle instead of the matrix. Default: ``True``.
+        eps: ridge relative to the mean variance. Default: ``1e-5``.
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or ``(N, L, C)``.
+        - Output: ``(N, C (C + 1) / 2)`` with ``vectorize=True`` (:meth:`output_dim`), else
+          ``(N, C, C)``.
+
+    Example:
+        >>> import torch
+        >>> from sqrtlayers.layers import CovariancePooling
+        >>> pool = CovariancePooling(backend="ns")
+        >>> head = torch.nn.Linear(pool.output_dim(16), 10)
+        >>> head(pool(torch.randn(4, 16, 7, 7))).shape
+        torch.Size([4, 10])
+
+    Reference: Li et al., CVPR 2018 (iSQRT-COV).
+    """
+
+    def __init__(self, *, backend: str | SqrtmBackend = "ns", vectorize: bool = True, eps: float = 1e-5) -> None:
+        super().__init__()
+        if not eps >= 0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
+        self.backend = resolve_backend(backend)
+        self.vectorize = vectorize
+        self.eps = eps
+
+    def output_dim(self, channels: int) -> int:
+        """Features per sample for ``channels`` input channels: ``C (C + 1) / 2``, or ``C * C``
+        for the (flattened) matrix when ``vectorize=False``."""
+        return triu_dim(channels) if self.vectorize else channels * channels
+
+    def forward(self, input: Tensor) -> Tensor:
+        return covariance_pool(input, backend=self.backend, vectorize=self.vectorize, eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return f"backend={self.backend!r}, vectorize={self.vectorize}, eps={self.eps}"
