@@ -124,20 +124,29 @@ def minimax_schedule(sigma_min: float, tol: float, max_steps: int = 40) -> tuple
     return tuple(steps)
 
 
+def _quintic_factor(X: Tensor, a: float, b: float, c: float) -> Tensor:
+    """``a I + b X + c X^2`` in two kernels (a fused multiply-add, then the diagonal).
+
+    In-place on a fresh tensor: these helpers run inside an autograd Function, never recorded.
+    """
+    T = scaled_matmul_add(X, X, X, beta=b, alpha=c)
+    T.diagonal(dim1=-2, dim2=-1).add_(a)
+    return T
+
+
 def coupled_minimax_sqrtm(A: Tensor, steps: tuple[Quintic, ...]) -> tuple[Tensor, Tensor, Tensor]:
     """``(Y, Z, u)`` with ``Y ~ (A/u)^{1/2}``, ``Z ~ (A/u)^{-1/2}``, ``u`` of shape ``(..., 1, 1)``."""
-    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
     A2 = A @ A
     # (tr A^4)^{1/4} >= lambda_max; floored so a zero matrix gives zeros, not NaN.
     u = torch.linalg.matrix_norm(A2, keepdim=True).sqrt().clamp_min(torch.finfo(A.dtype).tiny)
     A_s = A / u
     a, b, c = steps[0]
-    # Step 0 has Z = I, X = A_s: T is a polynomial in A_s, using the A^2 already computed.
-    T = a * eye + b * A_s + (c / (u * u)) * A2
+    # Step 0 has Z = I and X = A_s: T is a polynomial in A_s, using the A^2 already computed.
+    T = torch.add(b * A_s, A2 / (u * u), alpha=c)
+    T.diagonal(dim1=-2, dim2=-1).add_(a)
     Y, Z = A_s @ T, T
     for a, b, c in steps[1:]:
-        X = Z @ Y
-        T = scaled_matmul_add(a * eye + b * X, X, X, beta=1.0, alpha=c)
+        T = _quintic_factor(Z @ Y, a, b, c)
         Y, Z = Y @ T, T @ Z
     # Y and Z are symmetric in exact arithmetic; averaging removes the rounding drift.
     return 0.5 * (Y + Y.mT), 0.5 * (Z + Z.mT), u
@@ -147,18 +156,17 @@ def minimax_lyapunov_solve(B: Tensor, C: Tensor, steps: tuple[Quintic, ...]) -> 
     r"""``X`` with ``B X + X B = C`` for ``B`` symmetric with spectrum in ``[sigma_min, 1]``, by
     the accelerated sign iteration :math:`M \leftarrow q_k(M)` on :math:`M = [[B, C], [0, -B]]`.
 
-    Writing :math:`q(M) = M P(M^2)` with :math:`P(w) = a + w(b + c w)`, the blocks are
-    :math:`M^2 = [[W, D], [0, W]]`, ``W = B B``, ``D = B C - C B``, and the top-right block of
-    ``P`` is the derivative of ``P`` at ``W`` in direction ``D`` (``P`` is a polynomial).
+    Writing :math:`q(M) = M P(M^2)` with :math:`P(w) = a + b w + c w^2`, the blocks are
+    :math:`M^2 = [[W, D], [0, W]]` with ``W = B B``, ``D = B C - C B``, so
+    :math:`P(M^2) = [[P(W), bD + c(WD + DW)], [0, P(W)]]` and
+    :math:`q(M) = [[B P(W), B\,dP + C P(W)], [0, -B P(W)]]`: nine products a step.
     """
-    eye = torch.eye(B.shape[-1], dtype=B.dtype, device=B.device)
     for a, b, c in steps:
         W = B @ B
         D = scaled_matmul_add(B @ C, C, B, beta=1.0, alpha=-1.0)
-        V = b * eye + c * W
-        P = scaled_matmul_add(a * eye, W, V, beta=1.0, alpha=1.0)
-        # dP = D V + W dV with dV = c D
-        dP = scaled_matmul_add(D @ V, W, D, beta=1.0, alpha=c)
+        P = _quintic_factor(W, a, b, c)
+        # Top-right block of P(M^2) = a I + b M^2 + c M^4: b D + c (W D + D W).
+        dP = scaled_matmul_add(scaled_matmul_add(D, W, D, beta=b, alpha=c), D, W, beta=1.0, alpha=c)
         B, C = B @ P, scaled_matmul_add(C @ P, B, dP, beta=1.0, alpha=1.0)
     return 0.5 * C
 
