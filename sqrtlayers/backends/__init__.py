@@ -47,56 +47,35 @@ __all__ = [
 PAPER_LYA_ITERS = 8
 
 
-def _named(backend: SqrtmBackend, name: str) -> SqrtmBackend:
-    backend.name = name
-    return backend
-
-
-def _eigh() -> SqrtmBackend:
-    return _named(EighBackend(), "eigh")
-
-
-def _svd() -> SqrtmBackend:
-    return _named(EighBackend(), "svd")
-
-
 def _ns(iters: int = 5) -> SqrtmBackend:
-    return _named(NewtonSchulzBackend(iters), "ns")
+    return NewtonSchulzBackend(iters)
 
 
 def _ns_lya(iters: int = 5, lya_iters: int = PAPER_LYA_ITERS) -> SqrtmBackend:
-    return _named(NewtonSchulzBackend(iters, lya_iters=lya_iters), "ns-lya")
+    return NewtonSchulzBackend(iters, lya_iters=lya_iters)
 
 
 def _mtp(degree: int = 10) -> SqrtmBackend:
-    return _named(TaylorBackend(degree), "mtp")
+    return TaylorBackend(degree)
 
 
 def _mtp_lya(degree: int = 10, lya_iters: int = PAPER_LYA_ITERS) -> SqrtmBackend:
-    return _named(TaylorBackend(degree, lya_iters=lya_iters), "mtp-lya")
+    return TaylorBackend(degree, lya_iters=lya_iters)
 
 
 def _mpa(degree: tuple[int, int] = (5, 5), solver: str = "lu") -> SqrtmBackend:
-    return _named(PadeBackend(degree, solver=solver), "mpa")
+    return PadeBackend(degree, solver=solver)
 
 
 def _mpa_lya(degree: tuple[int, int] = (5, 5), lya_iters: int = PAPER_LYA_ITERS, solver: str = "lu") -> SqrtmBackend:
-    return _named(PadeBackend(degree, lya_iters=lya_iters, solver=solver), "mpa-lya")
-
-
-def _accurate(kappa: float = 1e6, tol: float | None = None) -> SqrtmBackend:
-    return _named(AccurateBackend(kappa, tol), "accurate")
-
-
-def _auto(tol: float = 1e-3, kappa: float = 1e4) -> SqrtmBackend:
-    return _named(AutoBackend(tol, kappa), "auto")
+    return PadeBackend(degree, lya_iters=lya_iters, solver=solver)
 
 
 for _name, _factory in {
-    "accurate": _accurate,
-    "auto": _auto,
-    "eigh": _eigh,
-    "svd": _svd,
+    "accurate": AccurateBackend,
+    "auto": AutoBackend,
+    "eigh": EighBackend,
+    "svd": EighBackend,
     "ns": _ns,
     "ns-lya": _ns_lya,
     "mtp": _mtp,

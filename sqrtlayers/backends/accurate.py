@@ -38,6 +38,7 @@ from torch.autograd.function import once_differentiable
 
 from .base import SqrtmBackend
 from .fused import scaled_matmul_add
+from .normalisation import frobenius_normalise
 
 __all__ = ["minimax_odd_quintic", "minimax_schedule", "AccurateBackend"]
 
@@ -136,13 +137,17 @@ def _quintic_factor(X: Tensor, a: float, b: float, c: float) -> Tensor:
 
 def coupled_minimax_sqrtm(A: Tensor, steps: tuple[Quintic, ...]) -> tuple[Tensor, Tensor, Tensor]:
     """``(Y, Z, u)`` with ``Y ~ (A/u)^{1/2}``, ``Z ~ (A/u)^{-1/2}``, ``u`` of shape ``(..., 1, 1)``."""
-    A2 = A @ A
-    # (tr A^4)^{1/4} >= lambda_max; floored so a zero matrix gives zeros, not NaN.
-    u = torch.linalg.matrix_norm(A2, keepdim=True).sqrt().clamp_min(torch.finfo(A.dtype).tiny)
-    A_s = A / u
+    # Frobenius-normalise first so that squaring neither underflows nor overflows.
+    A_n, norm = frobenius_normalise(A)
+    A_n2 = A_n @ A_n
+    # r = (tr A_n^4)^{1/4} >= lambda_max(A_n), and r >= n^{-1/4} for PSD A_n != 0; the floor only
+    # keeps a zero matrix (or garbage input) from dividing by zero.
+    r = torch.linalg.matrix_norm(A_n2, keepdim=True).sqrt().clamp_min(torch.finfo(A.dtype).eps)
+    u = norm * r
+    A_s = A_n / r
     a, b, c = steps[0]
-    # Step 0 has Z = I and X = A_s: T is a polynomial in A_s, using the A^2 already computed.
-    T = torch.add(b * A_s, A2 / (u * u), alpha=c)
+    # Step 0 has Z = I and X = A_s: T is a polynomial in A_s, using the A_n^2 already computed.
+    T = torch.add(b * A_s, A_n2 / (r * r), alpha=c)
     T.diagonal(dim1=-2, dim2=-1).add_(a)
     Y, Z = A_s @ T, T
     for a, b, c in steps[1:]:

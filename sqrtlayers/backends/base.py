@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["SqrtmBackend", "validate_square_input", "check_positive_int"]
+__all__ = ["SqrtmBackend", "validate_square_input", "check_positive_int", "UPCAST_DTYPES"]
 
 # Dtypes computed in float32 and cast back: their rounding is too coarse for the iterations.
-_UPCAST_DTYPES = (torch.float16, torch.bfloat16)
+UPCAST_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def validate_square_input(A: Tensor, name: str = "A") -> None:
@@ -63,7 +63,7 @@ class SqrtmBackend:
         True
     """
 
-    #: Registry name, set by :func:`sqrtlayers.register_backend` for built-in classes.
+    #: Registry name; :func:`sqrtlayers.get_backend` sets it to the name it was built under.
     name: str = "?"
 
     #: True when autograd differentiates the forward's own operations (so double backward
@@ -85,7 +85,7 @@ class SqrtmBackend:
     def _run(self, A: Tensor, inverse: bool) -> Tensor:
         validate_square_input(A)
         in_dtype = A.dtype
-        work = A.float() if in_dtype in _UPCAST_DTYPES else A
+        work = A.float() if in_dtype in UPCAST_DTYPES else A
         with torch.autocast(device_type=A.device.type, enabled=False):
             out = self._compute(work, inverse)
         return out.to(in_dtype)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from .base import SqrtmBackend, check_positive_int
@@ -38,6 +39,8 @@ class IterativeBackend(SqrtmBackend):
         return {} if self.lya_iters is None else {"lya_iters": self.lya_iters}
 
     def _compute(self, A: Tensor, inverse: bool) -> Tensor:
-        if self.lya_iters is None:
+        if self.lya_iters is None or not (torch.is_grad_enabled() and A.requires_grad):
+            # Without a backward there is nothing for Lyapunov to do, and an inverse root does
+            # not need the root beside it.
             return self.forward_method(A, not inverse, inverse)[int(inverse)]
         return sqrtm_with_lyapunov_backward(A, self.forward_method, inverse, self.lya_iters)

@@ -61,7 +61,7 @@ def pade_sqrtm(
     :math:`A^{-1/2} \approx P(Z)^{-1} Q(Z) / \sqrt{\|A\|_F}`.
 
     Returns the requested ones of ``(A^{1/2}, A^{-1/2})``. ``newton_iters=None`` solves with
-    ``torch.linalg.solve`` (LU); ``(k_Q, k_P)`` uses :func:`newton_inverse_solve` (matrix
+    ``torch.linalg.solve_ex`` (LU, no host-side error check); ``(k_Q, k_P)`` uses :func:`newton_inverse_solve` (matrix
     products only) with those step counts for ``Q^{-1}`` and ``P^{-1}``.
     """
     A_n, norm = frobenius_normalise(A)
@@ -71,7 +71,12 @@ def pade_sqrtm(
     root_norm = norm.sqrt()
 
     def solve(lhs: Tensor, rhs: Tensor, iters: int | None) -> Tensor:
-        return torch.linalg.solve(lhs, rhs) if iters is None else newton_inverse_solve(lhs, rhs, iters)
+        if iters is not None:
+            return newton_inverse_solve(lhs, rhs, iters)
+        # solve_ex without its error check: torch.linalg.solve reads LAPACK's info on the host.
+        # The Padé denominators are well conditioned for SPD input, and a singular one (from
+        # non-PSD input) gives non-finite values rather than an exception.
+        return torch.linalg.solve_ex(lhs, rhs, check_errors=False)[0]
 
     k_q, k_p = (None, None) if newton_iters is None else newton_iters
     sqrt_out = solve(Q, P, k_q) * root_norm if root else None
@@ -91,9 +96,10 @@ class PadeBackend(IterativeBackend):
             for any degree).
         lya_iters: sign-iteration steps of the Lyapunov backward (``mpa-lya``: 8), or ``None``
             for autograd through the forward (``mpa``).
-        solver: ``"lu"`` (default, the paper's method: ``torch.linalg.solve``) or ``"newton"``,
+        solver: ``"lu"`` (default, the paper's method: an LU solve) or ``"newton"``,
             a Newton-Schulz inverse of the denominator using only matrix products, whose step
-            count is fixed at construction from the polynomial's range on ``[0, 1]``. Use
+            count is fixed at construction from the polynomial's range on ``[0, 1]`` (sized for
+            float64, so float32 runs one or two more steps than it needs). Use
             ``"newton"`` to capture the backend in a CUDA graph, where a batched LU solve may
             not be capturable.
 

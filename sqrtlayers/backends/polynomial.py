@@ -45,10 +45,9 @@ def pade_coefficients(power: Fraction, m: int, n: int) -> tuple[tuple[Fraction, 
 
 
 def matrix_polynomial(Z: Tensor, coeffs: Sequence[float]) -> Tensor:
-    """``sum_k coeffs[k] Z^k`` by Horner's rule: ``len(coeffs) - 2`` fused products."""
+    """``sum_k coeffs[k] Z^k`` (at least two coefficients) by Horner's rule: ``len(coeffs) - 2``
+    fused products."""
     eye = torch.eye(Z.shape[-1], dtype=Z.dtype, device=Z.device)
-    if len(coeffs) == 1:
-        return (coeffs[0] * eye).expand_as(Z).clone()
     P = coeffs[-1] * Z + coeffs[-2] * eye
     for c in reversed(coeffs[:-2]):
         P = scaled_matmul_add(c * eye, P, Z, beta=1.0, alpha=1.0)

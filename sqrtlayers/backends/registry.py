@@ -65,7 +65,11 @@ def get_backend(name: str, **options: object) -> SqrtmBackend:
         factory = _REGISTRY[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown backend {name!r}; choose one of {list_backends()}") from None
-    return factory(**options)
+    backend = factory(**options)
+    if not isinstance(backend, SqrtmBackend):
+        raise TypeError(f"the factory of {name!r} returned {type(backend).__name__}, not a SqrtmBackend")
+    backend.name = name  # the registered name, also for a factory that wraps another backend
+    return backend
 
 
 def resolve_backend(backend: str | SqrtmBackend) -> SqrtmBackend:

@@ -6,12 +6,12 @@ import torch
 from torch import Tensor, nn
 
 from ..backends import SqrtmBackend, resolve_backend
+from ..backends.base import UPCAST_DTYPES
 from .gram import scaled_gram
 
 __all__ = ["covariance_pool", "triu_dim", "CovariancePooling"]
 
 # Square roots of a covariance need float32 at least (see ZCABatchNorm for the same rule).
-_UPCAST_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def triu_dim(channels: int) -> int:
@@ -90,7 +90,7 @@ def covariance_pool(
     if not eps >= 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
     channels, positions = X.shape[-2:]
-    work_dtype = torch.float32 if input.dtype in _UPCAST_DTYPES else input.dtype
+    work_dtype = torch.float32 if input.dtype in UPCAST_DTYPES else input.dtype
     with torch.autocast(device_type=input.device.type, enabled=False):
         X = X.to(work_dtype)
         Xc = X - X.mean(-1, keepdim=True)

@@ -14,6 +14,7 @@ from torch.nn import init
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..backends import SqrtmBackend, resolve_backend
+from ..backends.base import UPCAST_DTYPES
 from .gram import scaled_gram
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ __all__ = ["zca_batch_norm", "ZCABatchNorm", "convert_zca_batchnorm", "set_zca_s
 
 # Whitening needs float32 at least: a covariance rounded to 8 (bf16) or 11 (fp16) mantissa bits
 # is not positive definite in general, and its inverse square root amplifies the rounding.
-_UPCAST_DTYPES = (torch.float16, torch.bfloat16)
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -235,10 +235,13 @@ def zca_batch_norm(
             f"running_whitening must have shape {(num_groups, group_size, group_size)} for "
             f"{num_features} channels in groups of {group_size}, got {tuple(running_whitening.shape)}"
         )
+    if input.numel() == 0 and process_group is None:
+        # Nothing to normalise; like BatchNorm, an empty batch leaves the running statistics alone.
+        return input.clone()
     if training and process_group is None:
         _verify_batch_size(input.size())
 
-    work_dtype = torch.float32 if input.dtype in _UPCAST_DTYPES else input.dtype
+    work_dtype = torch.float32 if input.dtype in UPCAST_DTYPES else input.dtype
     with torch.autocast(device_type=input.device.type, enabled=False):
         x = input.to(work_dtype)
         if training:

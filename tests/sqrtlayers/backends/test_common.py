@@ -128,6 +128,23 @@ def test_nan_input_propagates(backend_name: str) -> None:
     assert relative_error(out[0], torch.eye(4)) <= max(tolerance(backend_name, torch.float32)[0], 1e-6)
 
 
+@pytest.mark.parametrize("scale", [1e-12, 1e12])
+def test_scale_equivariance_without_underflow(backend_name: str, root_kind: str, scale: float) -> None:
+    """(s A)^{±1/2} = s^{±1/2} A^{±1/2}, also where naive squaring of entries would under- or
+    overflow float32."""
+    A = make_spd(8, 4.0, batch=(2,), dtype=torch.float32, seed=8)
+    out = ROOTS[root_kind](scale * A, backend=backend_name)
+    factor = scale**0.5 if root_kind == "sqrt" else scale**-0.5
+    expected = factor * ROOTS[root_kind](A, backend=backend_name)
+    assert torch.isfinite(out).all()
+    assert relative_error(out, expected).max() <= max(tolerance(backend_name, torch.float32)[0], 1e-5)
+
+
+def test_zero_matrix_has_zero_root(backend_name: str) -> None:
+    out = sl.sqrtm(torch.zeros(2, 4, 4), backend=backend_name)
+    assert torch.isfinite(out).all() and out.abs().max() < 1e-6
+
+
 def test_result_is_symmetric(backend_name: str, root_kind: str) -> None:
     A = make_spd(8, 10.0, batch=(2,), dtype=torch.float64, seed=6)
     out = ROOTS[root_kind](A, backend=backend_name)

@@ -56,12 +56,13 @@ def test_lu_solver_also_compiles(name: str) -> None:
 
 
 @requires_cuda
+@pytest.mark.parametrize("inverse", [False, True], ids=["sqrt", "inv_sqrt"])
 @pytest.mark.parametrize("name", ITERATIVE)
-def test_cuda_graph_capture(name: str) -> None:
+def test_cuda_graph_capture(name: str, inverse: bool) -> None:
     """Forward + backward captured in a CUDA graph and replayed on new data. ``mpa``'s LU solve
     is replaced by ``solver='newton'`` (matrix products only), the capturable path."""
     options = {"solver": "newton"} if name.startswith("mpa") else {}
-    step = _fwd_bwd(sl.get_backend(name, **options), inverse=False)
+    step = _fwd_bwd(sl.get_backend(name, **options), inverse=inverse)
     static_A = make_spd(32, 10.0, batch=(8,), dtype=torch.float32, device="cuda")
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())

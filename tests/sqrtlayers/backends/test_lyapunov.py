@@ -35,19 +35,26 @@ def test_sign_iteration_converges_with_more_steps() -> None:
     assert errors[2] < 1e-10
 
 
-# The full -lya backends, float64 (so only the method's approximation shows), per kappa:
-# (sqrt gradient bound, inverse gradient bound). Measured: mpa-lya 1.7e-2/7.6e-2 at 1e1,
-# 2.0e-1/6.5e-1 at 1e2, 8.0e-1/1.0 at 1e4.
+# The full -lya backends, float64 (so only the method's approximation shows): gradient error
+# bound per (backend, kappa, inverse). Measured: mpa-lya 1.7e-2 / 7.6e-2 at 1e1, 2.0e-1 / 6.5e-1
+# at 1e2, 8.0e-1 at 1e4. Cells where the method has failed (error ~1, which a zero gradient
+# would also give) are left out: they could not tell a broken backward from the paper's.
 LYA_GRADIENT_BOUNDS = {
-    "mpa-lya": {1e1: (3e-2, 0.15), 1e2: (0.3, 0.8), 1e4: (0.9, 1.05)},
-    "mtp-lya": {1e1: (0.2, 0.8), 1e2: (0.6, 1.0), 1e4: (0.95, 1.05)},
-    "ns-lya": {1e1: (0.8, 0.7), 1e2: (0.9, 0.95), 1e4: (0.9, 1.05)},
+    ("mpa-lya", 1e1, False): 3e-2,
+    ("mpa-lya", 1e1, True): 0.15,
+    ("mpa-lya", 1e2, False): 0.3,
+    ("mpa-lya", 1e2, True): 0.8,
+    ("mpa-lya", 1e4, False): 0.9,
+    ("mtp-lya", 1e1, False): 0.2,
+    ("mtp-lya", 1e1, True): 0.8,
+    ("mtp-lya", 1e2, False): 0.6,
+    ("ns-lya", 1e1, False): 0.8,
+    ("ns-lya", 1e1, True): 0.7,
+    ("ns-lya", 1e2, False): 0.9,
 }
 
 
-@pytest.mark.parametrize("inverse", [False, True], ids=["sqrt", "inv_sqrt"])
-@pytest.mark.parametrize("kappa", [1e1, 1e2, 1e4])
-@pytest.mark.parametrize("name", list(LYA_GRADIENT_BOUNDS))
+@pytest.mark.parametrize(("name", "kappa", "inverse"), list(LYA_GRADIENT_BOUNDS), ids=str)
 def test_lya_backend_gradient_vs_closed_form(name: str, kappa: float, inverse: bool) -> None:
     A = make_spd(64, kappa, seed=0).requires_grad_()
     G = torch.randn(64, 64, dtype=torch.float64)
@@ -55,7 +62,7 @@ def test_lya_backend_gradient_vs_closed_form(name: str, kappa: float, inverse: b
     (sl.inv_sqrtm if inverse else sl.sqrtm)(A, backend=name).backward(G)
     err = relative_error(A.grad, exact_sqrtm_grad(A.detach(), G, inverse))
     assert torch.isfinite(A.grad).all()
-    assert err <= LYA_GRADIENT_BOUNDS[name][kappa][int(inverse)]
+    assert err <= LYA_GRADIENT_BOUNDS[name, kappa, inverse]
 
 
 def test_more_lya_iterations_improve_the_gradient() -> None:
@@ -86,7 +93,7 @@ def test_lya_backward_keeps_only_the_roots(name: str, inverse: bool) -> None:
     matrices = [t for t in saved if t.shape[-2:] == (n, n)]
     others = [t for t in saved if t.shape[-2:] != (n, n)]
     assert len(matrices) == (2 if inverse else 1)
-    assert all(t.numel() == batch for t in others)
+    assert len(others) == 1 and others[0].numel() == batch  # the per-matrix scale
     out.sum().backward()
 
 

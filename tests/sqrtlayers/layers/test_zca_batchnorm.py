@@ -493,3 +493,16 @@ def test_double_backward_through_an_autograd_backend() -> None:
         return zca_batch_norm(x, None, None, weight, bias, training=True, eps=1e-2, group_size=2, backend="ns")
 
     assert torch.autograd.gradgradcheck(fn, (x, weight, bias))
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_empty_batch_passes_through_and_keeps_running_stats(training: bool) -> None:
+    layer = ZCABatchNorm(4, backend="eigh").train(training)
+    before = {k: v.clone() for k, v in layer.state_dict().items()}
+    x = torch.randn(0, 4, 3, requires_grad=True)
+    out = layer(x)
+    assert out.shape == (0, 4, 3)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.shape == (0, 4, 3)
+    for key, value in layer.state_dict().items():
+        torch.testing.assert_close(value, before[key])
