@@ -504,5 +504,6 @@ def test_empty_batch_passes_through_and_keeps_running_stats(training: bool) -> N
     assert out.shape == (0, 4, 3)
     out.sum().backward()
     assert x.grad is not None and x.grad.shape == (0, 4, 3)
-    for key, value in layer.state_dict().items():
-        torch.testing.assert_close(value, before[key])
+    # As with nn.BatchNorm*, the step counter still counts the call; the statistics stay.
+    for key in ("running_mean", "running_whitening"):
+        torch.testing.assert_close(layer.state_dict()[key], before[key])
