@@ -3,9 +3,10 @@
 #
 #   bash bench/gpu.sh [OUT_DIR]        # or: OUT=OUT_DIR bash bench/gpu.sh
 #
-# Run from the repository root. The tables are printed on stdout as well. Needs only the python that already holds torch (and, for the
-# outside baseline, CuPy); sqrtlayers need not be installed (PYTHONPATH=.), tqdm and matplotlib
-# are optional. Every output goes into OUT_DIR (default: bench_out/gpu):
+# The tables are printed on stdout as well. Needs only the python that already holds torch
+# (and, for the outside baseline, CuPy); sqrtlayers need not be installed (PYTHONPATH=.), tqdm
+# and matplotlib are optional, torchvision is needed only for the application benchmark.
+# Every output goes into OUT_DIR (default: bench_out/gpu):
 #   results.md / results.json / *.png   the study: eager for every backend, CUDA graph and
 #                                       torch.compile for the iterative ones, accuracy, memory
 #   app.md / app.json                   ResNet-18 training-step ratios (ZCABatchNorm, ISqrtCovHead)
@@ -14,6 +15,7 @@
 # Time plan (480 s): the study stops starting new points at STUDY_BUDGET seconds and the
 # application benchmark at APP_BUDGET; `timeout` is only the backstop for a hung process.
 set -uo pipefail
+cd "$(dirname "$0")/.."  # the repository root, wherever the script is called from
 
 out="${1:-${OUT:-bench_out/gpu}}"
 python="${PYTHON:-python3}"
@@ -44,7 +46,7 @@ cat "$out/env.txt"
 # the baselines. Iterative backends also in a CUDA graph and under torch.compile (one fresh
 # process per backend and mode; forward+backward only, dynamic batch: one compile per backend)
 # at the key shapes. Slow points (eigh on 1024 matrices) stop repeating after 1 s.
-timeout $((study_budget + 60)) "$python" -m sqrtlayers.bench \
+timeout -k 15 $((study_budget + 60)) "$python" -m sqrtlayers.bench \
     --device "$device" --dtype float32 --out "$out" \
     --batches 1,16,64,256,1024 --sweep-size 64 \
     --sizes 16,32,64,128,256,512 --sweep-batch 16 \
@@ -60,8 +62,10 @@ echo "study: exit $? after $((SECONDS - start)) s" | tee -a "$out/study.log"
 # 2. Application level, with what is left of the 8 minutes (minus a margin for writing).
 left=$((440 - (SECONDS - start)))
 budget=$((left < app_budget ? left : app_budget))
-if [ "$budget" -ge 10 ]; then
-    timeout $((budget + 30)) "$python" -m sqrtlayers.bench app \
+if ! "$python" -c "import torchvision" 2>/dev/null; then
+    echo "app: skipped, torchvision is not installed (the ResNet-18 comes from it)" | tee "$out/app.log"
+elif [ "$budget" -ge 10 ]; then
+    timeout -k 15 $((budget + 30)) "$python" -m sqrtlayers.bench app \
         --device "$device" --out "$out" --repeats 10 --warmup 3 --max-seconds 1 --time-budget "$budget" \
         2> >(tee "$out/app.log" >&2)
     echo "app: exit $? after $((SECONDS - start)) s" | tee -a "$out/app.log"

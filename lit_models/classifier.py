@@ -115,8 +115,8 @@ class ImageClassifier(pl.LightningModule):
         return self.model(images)
 
     def setup(self, stage: str) -> None:
-        if self.hparams.sync_zca_stats and self.trainer.world_size > 1:
-            set_zca_sync(self.model, True)
+        if self.trainer.world_size > 1:
+            set_zca_sync(self.model, self.hparams.sync_zca_stats)
 
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: Stage) -> Tensor:
         images, labels = batch

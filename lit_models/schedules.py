@@ -62,7 +62,8 @@ def lr_multiplier(
         )
     warmup_steps = warmup_epochs * steps_per_epoch
     if step < warmup_steps:
-        return (step + 1) / warmup_steps
+        # Capped: with a fractional warm-up the last warm-up step would otherwise overshoot 1.
+        return min(1.0, (step + 1) / warmup_steps)
     if schedule == "cosine":
         progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1.0)
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))

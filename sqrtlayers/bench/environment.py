@@ -28,6 +28,9 @@ def resolve_device(name: str | None) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but torch.cuda.is_available() is False")
+    if device.type == "cuda" and device.index is not None:
+        # CUDA events, streams and graph capture use the current device: make it this one.
+        torch.cuda.set_device(device)
     return device
 
 

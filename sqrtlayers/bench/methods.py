@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..backends import SqrtmBackend, get_backend, list_backends
+from ..backends.auto import AutoBackend
 from ..backends.eigh import EighBackend
 
 __all__ = [
@@ -111,7 +112,9 @@ def method_by_name(name: str) -> BenchMethod:
     backend = get_backend(name)
     # Every registered backend but the eigendecomposition promises no host sync (DESIGN §1),
     # new ones included; one that breaks the promise shows up as "failed: ..." in the modes table.
-    return BenchMethod(name, backend, iterative=not isinstance(backend, EighBackend))
+    # auto runs whatever it picks (eigh on CPUs, accurate on GPUs): timing it in a graph or
+    # compiled would repeat another row.
+    return BenchMethod(name, backend, iterative=not isinstance(backend, (EighBackend, AutoBackend)))
 
 
 def select_methods(names: list[str] | None, baselines: bool, device: torch.device) -> list[BenchMethod]:

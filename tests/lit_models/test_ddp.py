@@ -6,6 +6,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
+from torch.multiprocessing import ProcessExitedException
 
 from datamodules import SyntheticDataModule
 from lit_models import ImageClassifier, SmallResNet, TrainingCurves
@@ -51,7 +52,14 @@ def fit_two_ranks(folder: Path, sync_zca_stats: bool) -> tuple[dict, dict]:
         # Its fit-end hook must make the same collective calls on every rank.
         callbacks=[SaveRankState(folder), TrainingCurves()],
     )
-    trainer.fit(module, datamodule=datamodule)
+    try:
+        trainer.fit(module, datamodule=datamodule)
+    except ProcessExitedException:
+        # A spawned rank can abort in gloo's teardown at interpreter exit, after fit has ended
+        # (seen under heavy load). What is compared was saved at fit end; without both files
+        # the failure is real.
+        if not all((folder / f"rank{k}.pt").is_file() for k in (0, 1)):
+            raise
     return tuple(torch.load(folder / f"rank{k}.pt", weights_only=True) for k in (0, 1))
 
 

@@ -54,3 +54,13 @@ def test_bad_arguments_raise(kwargs, message):
     kwargs = {"steps_per_epoch": EPOCH, "total_steps": TOTAL, **kwargs}
     with pytest.raises(ValueError, match=message):
         lr_multiplier(0, **kwargs)
+
+
+@pytest.mark.parametrize(("warmup_epochs", "steps_per_epoch"), [(0.3, 4), (0.25, 10), (0.1, 5)])
+def test_fractional_warmup_never_exceeds_the_base_rate(warmup_epochs: float, steps_per_epoch: int) -> None:
+    values = [
+        lr_multiplier(step, schedule="constant", steps_per_epoch=steps_per_epoch, total_steps=100, warmup_epochs=warmup_epochs)
+        for step in range(steps_per_epoch)
+    ]
+    assert max(values) == 1.0
+    assert values == sorted(values)
