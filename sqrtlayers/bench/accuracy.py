@@ -19,6 +19,7 @@ from ..reference import exact_sqrtm, exact_sqrtm_grad, make_covariance, make_spd
 from .methods import BenchMethod
 from .modes import symmetric_upstream_gradient
 from .records import AccuracyRecord, describe_failure
+from .report import short_power
 
 __all__ = ["AccuracyCase", "ReferenceValues", "accuracy_cases", "reference_values", "measure_accuracy"]
 
@@ -42,17 +43,11 @@ class AccuracyCase:
         return make_covariance(n, self.samples, self.eps, batch=(batch,), seed=seed)
 
 
-def _short(x: float) -> str:
-    """``1e4`` for 10000.0, ``3e-5`` for 3e-05: the way the grids are written on the command line."""
-    mantissa, exponent = f"{x:.0e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
-
-
 def accuracy_cases(kappas: list[float], cov_samples: list[int], cov_eps: list[float]) -> list[AccuracyCase]:
     """The κ sweep, then every (samples, eps) covariance combination."""
-    cases = [AccuracyCase(f"κ={_short(k)}", "spd", kappa=k) for k in kappas]
+    cases = [AccuracyCase(f"κ={short_power(k)}", "spd", kappa=k) for k in kappas]
     cases += [
-        AccuracyCase(f"cov s={s} ε={_short(e)}", "covariance", samples=s, eps=e)
+        AccuracyCase(f"cov s={s} ε={short_power(e)}", "covariance", samples=s, eps=e)
         for s in cov_samples
         for e in cov_eps
     ]

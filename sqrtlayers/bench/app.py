@@ -66,10 +66,16 @@ class AppConfig:
         return out
 
 
-def _resnet18(num_classes: int) -> nn.Module:
+def _resnet18(num_classes: int, image_size: int) -> nn.Module:
+    """torchvision's ResNet-18; for CIFAR-sized inputs with the CIFAR stem (3x3 stride-1 conv,
+    no max-pool) of the decorrelated-BN experiments, so the first BatchNorm sees 32x32 maps."""
     from torchvision.models import resnet18
 
-    return resnet18(weights=None, num_classes=num_classes)
+    model = resnet18(weights=None, num_classes=num_classes)
+    if image_size <= 32:
+        model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    return model
 
 
 def _first_bn_to_zca(backend: str) -> ModelEdit:
@@ -148,7 +154,7 @@ def _plan(config: AppConfig) -> list[tuple[AppScenario, str, str | None, ModelEd
 def _measure(config: AppConfig, scenario: AppScenario, edit: ModelEdit | None, record: AppRecord) -> None:
     try:
         torch.manual_seed(config.seed)
-        model = _resnet18(scenario.num_classes)
+        model = _resnet18(scenario.num_classes, scenario.image_size)
         if edit is not None:
             model = edit(model)
         step = _training_step(model, scenario, config.device, config.seed)

@@ -10,6 +10,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .methods import REFERENCE
+
 __all__ = [
     "FORWARD",
     "FORWARD_BACKWARD",
@@ -137,7 +139,7 @@ class Results:
         )
 
 
-def attach_ratios(records: list[TimingRecord], reference: str = "eigh") -> None:
+def attach_ratios(records: list[TimingRecord], reference: str = REFERENCE) -> None:
     """Set ``ratio_vs_eigh`` of every measured record from the ``reference`` method's eager
     median at the same (op, phase, batch, n), measured in the same run."""
     base = {

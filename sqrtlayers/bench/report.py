@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from .methods import REFERENCE
 from .modes import EAGER
 from .records import FORWARD, FORWARD_BACKWARD, OK, AppRecord, Results, TimingRecord
 
@@ -44,8 +45,8 @@ def _error(x: float | None) -> str:
     return "—" if x is None else f"{x:.1e}"
 
 
-def _power(x: float) -> str:
-    """``8e5`` for 8.2e+05."""
+def short_power(x: float) -> str:
+    """``8e5`` for 8.2e+05, ``1e4`` for 10000.0: the way grids are written on the command line."""
     mantissa, exponent = f"{x:.0e}".split("e")
     return f"{mantissa}e{int(exponent)}"
 
@@ -86,7 +87,7 @@ def _accuracy_table(results: Results, op: str) -> str:
     cases = _unique(r.case for r in records)
     condition = {r.case: r.condition_median for r in records}
     headers = ["method"] + [
-        c if c.startswith("κ") or condition[c] is None else f"{c} (κ≈{_power(condition[c])})" for c in cases
+        c if c.startswith("κ") or condition[c] is None else f"{c} (κ≈{short_power(condition[c])})" for c in cases
     ]
     index = {(r.method, r.case): r for r in records}
     rows = []
@@ -139,7 +140,7 @@ def study_markdown(results: Results) -> str:
     ops = _unique(r.op for r in results.timing) or ["sqrt"]
     eager_rows = [(m, EAGER) for m in _unique(r.method for r in results.timing if r.mode == EAGER)]
     other_modes = _unique(r.mode for r in results.timing if r.mode != EAGER)
-    mode_rows = _unique([("eigh", EAGER)] + [
+    mode_rows = _unique([(REFERENCE, EAGER)] + [
         (m, mode) for m in results.meta.get("mode_methods", []) for mode in [EAGER] + other_modes
     ])
     batch_sweep = [(b, config["sweep_size"]) for b in config.get("batches", [])]
