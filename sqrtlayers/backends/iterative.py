@@ -15,10 +15,11 @@ class IterativeBackend(SqrtmBackend):
     """A forward method paired with a backward method.
 
     Subclasses implement :meth:`forward_method`, which returns the requested ones of
-    ``(A^{1/2}, A^{-1/2})`` using matrix products, solves and elementwise work. With ``lya_iters=None`` gradients flow by autograd through
-    those operations (the backends named ``FORWARD``); with an int, autograd skips the forward
-    and the gradient comes from the Lyapunov sign iteration (the backends named
-    ``FORWARD-lya``), see :mod:`sqrtlayers.backends.lyapunov`.
+    ``(A^{1/2}, A^{-1/2})`` using matrix products, solves and elementwise work. With
+    ``lya_iters=None`` gradients flow by autograd through those operations (the backends named
+    ``FORWARD``); with an int, autograd skips the forward and the gradient comes from the
+    Lyapunov sign iteration (the backends named ``FORWARD-lya``), see
+    :mod:`sqrtlayers.backends.lyapunov`.
 
     All options are fixed at construction, so a call has no data-dependent Python control flow
     and no host synchronisation: it compiles with ``torch.compile(fullgraph=True)``.
