@@ -126,5 +126,10 @@ def test_bad_arguments_raise(kwargs, message):
 
 
 def test_label_smoothing_reaches_the_loss():
-    module = ImageClassifier(tiny_network(10), 10, label_smoothing=0.1)
-    assert module.criterion.label_smoothing == 0.1
+    labels = torch.arange(10)
+    confident = 100.0 * torch.nn.functional.one_hot(labels, 10).float()
+    smoothed = ImageClassifier(tiny_network(10), 10, label_smoothing=0.1)
+    plain = ImageClassifier(tiny_network(10), 10)
+    # Smoothing penalises certainty: 0.1 of the target mass sits on the wrong classes.
+    assert plain.criterion(confident, labels) < 1e-6
+    assert smoothed.criterion(confident, labels) > 1.0
