@@ -10,8 +10,14 @@ __all__ = ["frobenius_norm", "frobenius_normalise", "trace_normalise"]
 
 def frobenius_norm(A: Tensor) -> Tensor:
     """``||A||_F`` per matrix, shape ``(..., 1, 1)``, floored at the dtype's ``tiny`` so a zero
-    matrix normalises to zero instead of NaN."""
-    return torch.linalg.matrix_norm(A, keepdim=True).clamp_min(torch.finfo(A.dtype).tiny)
+    matrix normalises to zero instead of NaN.
+
+    Computed as ``m * ||A / m||_F`` with ``m`` the largest absolute entry: squaring the entries
+    directly overflows float32 once they pass ~1e19, and underflows below ~1e-19.
+    """
+    tiny = torch.finfo(A.dtype).tiny
+    largest = A.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(tiny)
+    return (torch.linalg.matrix_norm(A / largest, keepdim=True) * largest).clamp_min(tiny)
 
 
 def frobenius_normalise(A: Tensor) -> tuple[Tensor, Tensor]:

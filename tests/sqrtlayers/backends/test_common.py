@@ -128,7 +128,7 @@ def test_nan_input_propagates(backend_name: str) -> None:
     assert relative_error(out[0], torch.eye(4)) <= max(tolerance(backend_name, torch.float32)[0], 1e-6)
 
 
-@pytest.mark.parametrize("scale", [1e-12, 1e12])
+@pytest.mark.parametrize("scale", [1e-25, 1e-12, 1e12, 1e25])
 def test_scale_equivariance_without_underflow(backend_name: str, root_kind: str, scale: float) -> None:
     """(s A)^{±1/2} = s^{±1/2} A^{±1/2}, also where naive squaring of entries would under- or
     overflow float32."""
