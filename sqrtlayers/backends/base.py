@@ -5,10 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["SqrtmBackend", "validate_square_input", "check_positive_int", "UPCAST_DTYPES"]
+__all__ = ["SqrtmBackend", "validate_square_input", "check_positive_int", "compute_dtype"]
 
 # Dtypes computed in float32 and cast back: their rounding is too coarse for the iterations.
-UPCAST_DTYPES = (torch.float16, torch.bfloat16)
+_UPCAST_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype matrix roots are computed in: float32 for float16/bfloat16, else ``dtype``."""
+    return torch.float32 if dtype in _UPCAST_DTYPES else dtype
 
 
 def validate_square_input(A: Tensor, name: str = "A") -> None:
@@ -85,7 +90,7 @@ class SqrtmBackend:
     def _run(self, A: Tensor, inverse: bool) -> Tensor:
         validate_square_input(A)
         in_dtype = A.dtype
-        work = A.float() if in_dtype in UPCAST_DTYPES else A
+        work = A.to(compute_dtype(in_dtype))
         with torch.autocast(device_type=A.device.type, enabled=False):
             out = self._compute(work, inverse)
         return out.to(in_dtype)

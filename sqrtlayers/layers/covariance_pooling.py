@@ -6,12 +6,11 @@ import torch
 from torch import Tensor, nn
 
 from ..backends import SqrtmBackend, resolve_backend
-from ..backends.base import UPCAST_DTYPES
+from ..backends.base import compute_dtype
+from ..backends.normalisation import trace_normalise
 from .gram import scaled_gram
 
 __all__ = ["covariance_pool", "triu_dim", "CovariancePooling"]
-
-# Square roots of a covariance need float32 at least (see ZCABatchNorm for the same rule).
 
 
 def triu_dim(channels: int) -> int:
@@ -90,17 +89,15 @@ def covariance_pool(
     if not eps >= 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
     channels, positions = X.shape[-2:]
-    work_dtype = torch.float32 if input.dtype in UPCAST_DTYPES else input.dtype
+    work_dtype = compute_dtype(input.dtype)
     with torch.autocast(device_type=input.device.type, enabled=False):
         X = X.to(work_dtype)
         Xc = X - X.mean(-1, keepdim=True)
         # The scatter matrix, not the covariance: the 1/M cancels in the trace normalisation and
         # comes back in the post-compensation.
-        scatter = scaled_gram(Xc)
-        trace = scatter.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None]
-        trace = trace.clamp_min(torch.finfo(work_dtype).tiny)
+        normalised, trace = trace_normalise(scaled_gram(Xc))
         ridge = torch.eye(channels, dtype=work_dtype, device=input.device) * (eps / channels)
-        Y = resolve_backend(backend).sqrtm(scatter / trace + ridge) * (trace / positions).sqrt()
+        Y = resolve_backend(backend).sqrtm(normalised + ridge) * (trace / positions).sqrt()
         out = _upper_triangle(Y) if vectorize else Y
     return out.to(input.dtype)
 

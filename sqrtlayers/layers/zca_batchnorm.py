@@ -14,7 +14,7 @@ from torch.nn import init
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..backends import SqrtmBackend, resolve_backend
-from ..backends.base import UPCAST_DTYPES
+from ..backends.base import compute_dtype
 from .gram import scaled_gram
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def zca_batch_norm(
     if training and process_group is None:
         _verify_batch_size(input.size())
 
-    work_dtype = torch.float32 if input.dtype in UPCAST_DTYPES else input.dtype
+    work_dtype = compute_dtype(input.dtype)
     with torch.autocast(device_type=input.device.type, enabled=False):
         x = input.to(work_dtype)
         if training:
