@@ -1,6 +1,8 @@
 """sqrtlayers: fast differentiable matrix square roots and the layers that use them."""
 
 from .backends import (
+    DEFAULT_BACKEND,
+    DEFAULT_POOLING_BACKEND,
     SqrtmBackend,
     get_backend,
     list_backends,
@@ -24,6 +26,8 @@ from .layers import (
 )
 
 __all__ = [
+    "DEFAULT_BACKEND",
+    "DEFAULT_POOLING_BACKEND",
     "sqrtm",
     "inv_sqrtm",
     "check_spd",

@@ -25,10 +25,12 @@ from .base import SqrtmBackend
 from .eigh import EighBackend
 from .newton_schulz import NewtonSchulzBackend
 from .pade import PadeBackend
-from .registry import get_backend, list_backends, register_backend, resolve_backend, unregister_backend
+from .registry import DEFAULT_BACKEND, DEFAULT_POOLING_BACKEND, get_backend, list_backends, register_backend, resolve_backend, unregister_backend
 from .taylor import TaylorBackend
 
 __all__ = [
+    "DEFAULT_BACKEND",
+    "DEFAULT_POOLING_BACKEND",
     "SqrtmBackend",
     "AccurateBackend",
     "AutoBackend",

@@ -6,9 +6,23 @@ from collections.abc import Callable
 
 from .base import SqrtmBackend
 
-__all__ = ["register_backend", "unregister_backend", "get_backend", "list_backends", "resolve_backend", "BackendFactory"]
+__all__ = [
+    "DEFAULT_BACKEND",
+    "DEFAULT_POOLING_BACKEND",
+    "register_backend",
+    "unregister_backend",
+    "get_backend",
+    "list_backends",
+    "resolve_backend",
+    "BackendFactory",
+]
 
 BackendFactory = Callable[..., SqrtmBackend]
+
+#: Default backend of the functional API and the whitening layers: the paper's method.
+DEFAULT_BACKEND = "mpa-lya"
+#: Default backend of the covariance-pooling layers: Newton-Schulz, as in iSQRT-COV.
+DEFAULT_POOLING_BACKEND = "ns"
 
 _REGISTRY: dict[str, BackendFactory] = {}
 
