@@ -9,6 +9,7 @@ from .backends import (
     register_backend,
     unregister_backend,
 )
+from .dtypes import compute_dtype
 from .functional import NotSPDError, check_spd, inv_sqrtm, sqrtm
 from .layers import (
     CovariancePooling,
@@ -31,6 +32,7 @@ __all__ = [
     "sqrtm",
     "inv_sqrtm",
     "check_spd",
+    "compute_dtype",
     "NotSPDError",
     "SqrtmBackend",
     "get_backend",

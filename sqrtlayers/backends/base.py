@@ -5,15 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..dtypes import compute_dtype
+
 __all__ = ["SqrtmBackend", "validate_square_input", "check_positive_int", "compute_dtype"]
-
-# Dtypes computed in float32 and cast back: their rounding is too coarse for the iterations.
-_UPCAST_DTYPES = (torch.float16, torch.bfloat16)
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype matrix roots are computed in: float32 for float16/bfloat16, else ``dtype``."""
-    return torch.float32 if dtype in _UPCAST_DTYPES else dtype
 
 
 def validate_square_input(A: Tensor, name: str = "A") -> None:
