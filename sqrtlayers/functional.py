@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .backends.base import SqrtmBackend, validate_square_input
-from .backends.registry import resolve_backend
+from .backends.registry import DEFAULT_BACKEND, resolve_backend
 
 __all__ = ["sqrtm", "inv_sqrtm", "check_spd", "NotSPDError"]
 
@@ -15,7 +15,7 @@ class NotSPDError(ValueError):
     """Raised by :func:`check_spd` for a matrix that is not symmetric positive (semi-)definite."""
 
 
-def sqrtm(A: Tensor, backend: str | SqrtmBackend = "mpa-lya") -> Tensor:
+def sqrtm(A: Tensor, backend: str | SqrtmBackend = DEFAULT_BACKEND) -> Tensor:
     r"""Differentiable principal square root :math:`A^{1/2}` of SPD/PSD matrices.
 
     Args:
@@ -44,7 +44,7 @@ def sqrtm(A: Tensor, backend: str | SqrtmBackend = "mpa-lya") -> Tensor:
     return resolve_backend(backend).sqrtm(A)
 
 
-def inv_sqrtm(A: Tensor, backend: str | SqrtmBackend = "mpa-lya") -> Tensor:
+def inv_sqrtm(A: Tensor, backend: str | SqrtmBackend = DEFAULT_BACKEND) -> Tensor:
     r"""Differentiable inverse principal square root :math:`A^{-1/2}` of SPD matrices.
 
     Arguments, dtypes and errors as for :func:`sqrtm`.

@@ -2,30 +2,36 @@
 
 ================================  ==========================================================
 :class:`ZCABatchNorm`             ZCA-whitening batch norm (DBN), drop-in for BatchNorm1d/2d/3d
+:class:`ZCABatchNormAct`          it, then dropout/activation modules (timm's norm-act layers)
+:func:`zca_batch_norm`            its functional form
 :func:`convert_zca_batchnorm`     swap a model's BatchNorm layers for it
 :func:`set_zca_sync`              all-reduce its moments across DDP ranks (or stop)
 :class:`CovariancePooling`        square-root normalised covariance pooling (iSQRT-COV)
 :class:`ISqrtCovHead`             reduction + covariance pooling + classifier (iSQRT-COV)
-:func:`attach_isqrt_cov_head`     put it on a torchvision ResNet
+:func:`attach_isqrt_cov_head`     put it on a timm CNN or a torchvision ResNet
 :class:`SecondOrderViTHead`       class-token + covariance-pooled-token classifier (So-ViT)
-:func:`attach_so_vit_head`        wrap a torchvision VisionTransformer with it
+:func:`attach_so_vit_head`        wrap a timm or torchvision vision transformer with it
 ================================  ==========================================================
 """
 
 from .covariance_pooling import CovariancePooling, covariance_pool, triu_dim
-from .isqrt_cov_head import ISqrtCovHead, attach_isqrt_cov_head
+from .isqrt_cov_head import ISqrtCovHead, ISqrtCovNet, attach_isqrt_cov_head
 from .so_vit_head import SecondOrderViT, SecondOrderViTHead, attach_so_vit_head
-from .zca_batchnorm import ZCABatchNorm, convert_zca_batchnorm, set_zca_sync, zca_batch_norm
+from .zca_batchnorm import ZCABatchNorm, ZCABatchNormAct
+from .zca_conversion import convert_zca_batchnorm, set_zca_sync
+from .zca_functional import zca_batch_norm
 
 __all__ = [
     "zca_batch_norm",
     "ZCABatchNorm",
+    "ZCABatchNormAct",
     "convert_zca_batchnorm",
     "set_zca_sync",
     "covariance_pool",
     "triu_dim",
     "CovariancePooling",
     "ISqrtCovHead",
+    "ISqrtCovNet",
     "attach_isqrt_cov_head",
     "SecondOrderViTHead",
     "SecondOrderViT",

@@ -292,8 +292,12 @@ def test_state_dict_round_trips_and_is_versioned() -> None:
     fresh.load_state_dict(state)
     x = correlated(8, 6, (3,), seed=5)
     torch.testing.assert_close(fresh.eval()(x), bn.eval()(x), rtol=0, atol=0)
-    del state["num_batches_tracked"]  # a checkpoint from before the counter existed
-    fresh.load_state_dict(state)
+    # The version is read back: a versioned checkpoint must hold the counter (as BatchNorm's
+    # version 2 does); a state dict without metadata (built by hand) starts the counter at zero.
+    del state["num_batches_tracked"]
+    with pytest.raises(RuntimeError, match='Missing key\\(s\\) in state_dict: "num_batches_tracked"'):
+        fresh.load_state_dict(state)
+    fresh.load_state_dict(dict(state))
     assert int(fresh.num_batches_tracked) == 0
 
 
@@ -307,6 +311,14 @@ def test_batchnorm_checkpoint_loads_and_evaluates_identically() -> None:
     zca = ZCABatchNorm(6, group_size=4)
     zca.load_state_dict(bn.state_dict())
     x = correlated(8, 6, (3, 3), seed=9)
+    torch.testing.assert_close(zca.eval()(x), bn.eval()(x), rtol=1e-5, atol=1e-5)
+    assert int(zca.num_batches_tracked) == 3
+    # A BatchNorm checkpoint from before its version 2 has no step counter: it loads, at zero.
+    old = bn.state_dict()
+    del old["num_batches_tracked"]
+    old._metadata[""]["version"] = 1
+    zca.load_state_dict(old)
+    assert int(zca.num_batches_tracked) == 0
     torch.testing.assert_close(zca.eval()(x), bn.eval()(x), rtol=1e-5, atol=1e-5)
 
 

@@ -1,0 +1,228 @@
+r"""Decorrelated batch normalisation, functional form: ZCA whitening of groups of channels."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from ..backends import DEFAULT_BACKEND, SqrtmBackend, resolve_backend
+from ..dtypes import compute_dtype
+from .channel_groups import (
+    from_groups,
+    group_count,
+    output_memory_format,
+    resolve_group_size,
+    to_group_vector,
+    to_groups,
+)
+from .gram import scaled_gram
+from .zca_distributed import AllReduceSum, GroupCentring
+
+if TYPE_CHECKING:
+    from torch.distributed import ProcessGroup
+
+__all__ = ["zca_batch_norm", "check_zca_input"]
+
+
+def check_zca_input(input: Tensor, num_features: int | None = None) -> None:
+    """Check that ``input`` is a real floating-point ``(N, C)`` or ``(N, C, *)`` tensor, with
+    ``num_features`` channels when given; the error names the bad value and what is accepted."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
+    if input.is_complex() or not input.is_floating_point():
+        raise TypeError(
+            "input must be a real floating-point tensor (float16, bfloat16, float32 or float64), "
+            f"got dtype {input.dtype}"
+        )
+    if input.dim() < 2:
+        raise ValueError(f"expected input of shape (N, C) or (N, C, *), got shape {tuple(input.shape)}")
+    if num_features is not None and input.shape[1] != num_features:
+        raise ValueError(
+            f"expected {num_features} channels in dim 1, got input of shape {tuple(input.shape)}"
+        )
+
+
+def _check_per_channel(name: str, value: Tensor | None, num_features: int) -> None:
+    if value is not None and tuple(value.shape) != (num_features,):
+        raise ValueError(
+            f"{name} must have shape ({num_features},) for input with {num_features} channels, "
+            f"got shape {tuple(value.shape)}"
+        )
+
+
+def _verify_batch_size(size: torch.Size) -> None:
+    # torch's BatchNorm message, word for word, so that callers handling one handle both.
+    if size[0] * math.prod(size[2:]) == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {size}")
+
+
+def _batch_moments(
+    x: Tensor, groups: int, group_size: int, eps: float, process_group: ProcessGroup | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-group mean ``(G, g)``, centred input ``(G, g, M)``, ``Σ + eps I`` ``(G, g, g)`` and
+    sample count (0-dim) of ``x`` ``(N, C, *S)``, over the ranks of ``process_group`` if given."""
+    xc, mean, count = GroupCentring.apply(x, groups, group_size, process_group)
+    if process_group is None:
+        cov = scaled_gram(xc, 1.0 / xc.shape[-1])
+    else:
+        # Centred on the global mean before the second moment: no E[x x^T] - mu mu^T cancellation.
+        cov = AllReduceSum.apply(scaled_gram(xc), process_group) / count.clamp_min(1)
+    cov = cov + eps * torch.eye(group_size, dtype=cov.dtype, device=cov.device)
+    real = x.shape[1] - (groups - 1) * group_size
+    if real < group_size:
+        # The appended channels are zero, so their block is eps I: lift it to the mean variance
+        # of the real channels so that it does not set the condition number the iterative
+        # backends see. The block is decoupled from the real channels (exactly so for eigh; an
+        # iterative backend only sees its normalisation scale change a little).
+        lift = torch.zeros_like(cov)
+        lift[-1].diagonal()[real:] = cov[-1].diagonal()[:real].mean().detach()
+        cov = cov + lift
+    return mean, xc, cov, count
+
+
+@torch.no_grad()
+def _update_running(running: Tensor, batch: Tensor, step: float | Tensor) -> None:
+    """``running = (1 - step) * running + step * batch`` in place, in the buffer's dtype."""
+    running.lerp_(batch.to(running.dtype), step.to(running.dtype) if isinstance(step, Tensor) else step)
+
+
+def _whiten(xc: Tensor, whitening: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    """``weight * (W @ xc) + bias`` per group, the affine map folded into one ``baddbmm``."""
+    if weight is not None:
+        whitening = whitening * weight.unsqueeze(-1)
+    if bias is None:
+        return whitening @ xc
+    return torch.baddbmm(bias.unsqueeze(-1), whitening, xc)
+
+
+def zca_batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_whitening: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    group_size: int | None = None,
+    backend: str | SqrtmBackend = DEFAULT_BACKEND,
+    process_group: ProcessGroup | None = None,
+) -> Tensor:
+    r"""Decorrelated (ZCA-whitening) batch normalisation, the functional form of
+    :class:`~sqrtlayers.ZCABatchNorm`.
+
+    The channels are split into groups of ``group_size``; within a group, every position of
+    every sample is a vector :math:`x \in \mathbb{R}^g` and
+
+    .. math::
+        y = \gamma \odot \Sigma^{-1/2} (x - \mu) + \beta,\qquad
+        \mu = \frac{1}{m} \sum_i x_i,\quad
+        \Sigma = \frac{1}{m} \sum_i (x_i - \mu)(x_i - \mu)^T + \epsilon I,
+
+    the sums running over the :math:`m = N \prod S` batch and spatial positions. With
+    ``training=True`` the batch statistics are used, and the running buffers (when given) are
+    updated in place: ``running = (1 - momentum) * running + momentum * batch`` for the mean and
+    for the whitening matrix :math:`\Sigma^{-1/2}`. With ``training=False`` the buffers are used.
+
+    Args:
+        input: ``(N, C)`` or ``(N, C, *)``, real floating point.
+        running_mean: ``(C,)`` or ``None``.
+        running_whitening: ``(G, g, g)`` or ``None``, with ``G = ceil(C / g)``.
+        weight: ``(C,)`` scale :math:`\gamma`, or ``None``. Default: ``None``.
+        bias: ``(C,)`` shift :math:`\beta`, or ``None``. Default: ``None``.
+        training: use (and track) batch statistics. Default: ``False``.
+        momentum: weight of the batch statistics in the running update. Default: ``0.1``.
+        eps: added to the diagonal of each group covariance. Default: ``1e-5``.
+        group_size: channels per group, ``None`` for one group of all channels. When ``C`` is
+            not a multiple, the last group holds the remaining ``C mod g`` channels. Default:
+            ``None``.
+        backend: square-root backend for :math:`\Sigma^{-1/2}`, a name or a configured
+            backend. Default: ``"mpa-lya"`` (:data:`sqrtlayers.DEFAULT_BACKEND`).
+        process_group: with ``training=True``, sum the moments over the ranks of this group
+            (differentiably), so that every rank whitens with the global batch statistics; a rank
+            may hold zero samples. Default: ``None`` (this process only).
+
+    Returns:
+        A tensor of the shape and dtype of ``input`` (channels-last input gives channels-last
+        output, as with BatchNorm).
+
+    Raises:
+        TypeError: for a non-tensor, integer, bool or complex ``input``, or a bad ``group_size``
+            type.
+        ValueError: for fewer than 2 dims, a bad ``group_size``, mis-shaped ``weight``, ``bias``
+            or running buffers, missing buffers with ``training=False``, or a single value per
+            channel with ``training=True`` (BatchNorm's message).
+
+    Example:
+        >>> import torch
+        >>> from sqrtlayers.layers import zca_batch_norm
+        >>> x = torch.randn(256, 3) @ torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.5, 1.0]])
+        >>> y = zca_batch_norm(x, None, None, training=True, backend="eigh")
+        >>> torch.allclose(y.T @ y / 256, torch.eye(3), atol=1e-3)
+        True
+    """
+    check_zca_input(input)
+    num_features = input.shape[1]
+    group_size = resolve_group_size(num_features, group_size)
+    groups = group_count(num_features, group_size)
+    if not training and (running_mean is None or running_whitening is None):
+        raise ValueError("running_mean and running_whitening are required when training=False")
+    for name, value in (("running_mean", running_mean), ("weight", weight), ("bias", bias)):
+        _check_per_channel(name, value, num_features)
+    if running_whitening is not None and running_whitening.shape != (groups, group_size, group_size):
+        raise ValueError(
+            f"running_whitening must have shape {(groups, group_size, group_size)} for "
+            f"{num_features} channels in groups of {group_size}, got {tuple(running_whitening.shape)}"
+        )
+    return _zca_batch_norm(
+        input, running_mean, running_whitening, weight, bias, training, momentum, eps,
+        group_size, groups, resolve_backend(backend), process_group,
+    )  # fmt: skip
+
+
+def _zca_batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_whitening: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    training: bool,
+    momentum: float,
+    eps: float,
+    group_size: int,
+    groups: int,
+    backend: SqrtmBackend,
+    process_group: ProcessGroup | None,
+) -> Tensor:
+    """:func:`zca_batch_norm` on arguments already checked (the module checks them once, at
+    construction and in ``_check_input_dim``)."""
+    if process_group is None:
+        if input.numel() == 0:
+            # Nothing to normalise; like BatchNorm, an empty batch leaves the running statistics alone.
+            return input.clone()
+        if training:
+            _verify_batch_size(input.size())
+
+    work_dtype = compute_dtype(input.dtype)
+    with torch.autocast(device_type=input.device.type, enabled=False):
+        x = input.to(work_dtype)
+        if training:
+            mean, xc, cov, count = _batch_moments(x, groups, group_size, eps, process_group)
+            whitening = backend.inv_sqrtm(cov)
+            if running_mean is not None and running_whitening is not None:
+                # Under a process group, a step in which no rank had a sample leaves the running
+                # statistics alone, decided on the device (no host sync): weight 0.
+                step: float | Tensor = momentum if process_group is None else momentum * (count > 0).to(work_dtype)
+                _update_running(running_mean, mean.flatten()[: input.shape[1]], step)
+                _update_running(running_whitening, whitening, step)
+        else:
+            mean = to_group_vector(running_mean.to(work_dtype), groups, group_size, 0.0)  # type: ignore[union-attr]
+            xc = to_groups(x, groups, group_size).sub_(mean.unsqueeze(-1))
+            whitening = running_whitening.to(work_dtype)  # type: ignore[union-attr]
+        scale = None if weight is None else to_group_vector(weight.to(work_dtype), groups, group_size, 1.0)
+        shift = None if bias is None else to_group_vector(bias.to(work_dtype), groups, group_size, 0.0)
+        out = from_groups(_whiten(xc, whitening, scale, shift), input.shape, output_memory_format(input))
+    return out.to(input.dtype)
