@@ -1,52 +1,7 @@
-"""Dataloader plumbing and an in-memory dataset shared by the image datamodules."""
-
-from collections.abc import Callable
+"""The base class of the image datamodules: dataloaders and the batch-size convention."""
 
 import pytorch_lightning as pl
-from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-
-
-class TensorImageDataset(Dataset):
-    """Images and labels held in memory, with an optional per-sample transform.
-
-    Unlike :class:`~torch.utils.data.TensorDataset` it takes a transform, so the
-    train split can be augmented while the val/test splits share the same storage
-    layout without any.
-
-    Args:
-        images (Tensor): ``(N, C, H, W)`` images.
-        labels (Tensor): ``(N,)`` int64 class indices.
-        transform (Callable, optional): applied to each ``(C, H, W)`` image.
-            Default: ``None``.
-
-    Example:
-        >>> import torch
-        >>> ds = TensorImageDataset(torch.zeros(4, 3, 8, 8), torch.arange(4))
-        >>> ds[1][0].shape, int(ds[1][1])
-        (torch.Size([3, 8, 8]), 1)
-    """
-
-    def __init__(
-        self,
-        images: Tensor,
-        labels: Tensor,
-        transform: Callable[[Tensor], Tensor] | None = None,
-    ) -> None:
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.images = images
-        self.labels = labels
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        image = self.images[index]
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.labels[index]
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -55,10 +10,19 @@ class ImageDataModule(pl.LightningDataModule):
     Subclasses fill ``train_set``, ``val_set`` and ``test_set`` in ``setup`` and
     expose ``num_classes``, ``num_channels`` and ``image_size`` so model builders
     can size themselves. Use it as the ``datamodule_class`` of a ``LightningCLI``
-    with ``subclass_mode_data=True`` to accept any of them.
+    with ``subclass_mode_data=True`` to accept any of them. These are
+    ``pytorch_lightning`` datamodules: train them with ``pytorch_lightning.Trainer``
+    (the unified ``lightning`` package's ``Trainer`` rejects them).
+
+    ``batch_size`` is the *global* batch: under a multi-process strategy (DDP with
+    ``k`` processes) each process loads ``batch_size // k`` samples, so an epoch has
+    the same number of optimizer steps, each on a batch of the same total size, as
+    on one process, and the same learning rate trains the same model. It must be
+    divisible by the number of processes.
 
     Args:
-        batch_size (int): samples per batch. Default: ``64``.
+        batch_size (int): samples per optimizer step, over all processes.
+            Default: ``64``.
         num_workers (int): dataloader worker processes. Default: ``0``.
         seed (int): seed of the train/val/test split. Default: ``42``.
 
@@ -83,6 +47,17 @@ class ImageDataModule(pl.LightningDataModule):
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
 
+    @property
+    def per_process_batch_size(self) -> int:
+        """Samples each process loads per step: ``batch_size`` over the trainer's processes."""
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        if self.batch_size % world_size:
+            raise ValueError(
+                f"batch_size {self.batch_size} is the global batch, split across the "
+                f"{world_size} processes: it must be divisible by {world_size}"
+            )
+        return self.batch_size // world_size
+
     def _loader(self, dataset: Dataset | None, name: str, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(
@@ -90,7 +65,7 @@ class ImageDataModule(pl.LightningDataModule):
             )
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=self.per_process_batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             # Respawning workers every epoch costs more than a small epoch itself.

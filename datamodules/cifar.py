@@ -1,115 +1,43 @@
-"""CIFAR-10 and CIFAR-100 read from torchvision's on-disk layout."""
+"""CIFAR-10 and CIFAR-100, read by torchvision's dataset classes from a local folder."""
 
-import pickle
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, ClassVar
+import os
+from typing import ClassVar
 
-import numpy as np
 import torch
-from torch import Tensor
+from torch.utils.data import Dataset
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from .base import ImageDataModule, TensorImageDataset
-from .splits import random_split_indices, split_sizes
-
-
-def load_cifar_pickle(path: str | Path) -> dict[str, Any]:
-    """Load one pickled CIFAR file (a data batch or the meta file) with str keys.
-
-    The official files were pickled by Python 2 and decode to str keys under
-    ``latin1``; files pickled by Python 3 keep bytes keys, so both are mapped to str.
-    Only load files you trust: this is :func:`pickle.load`.
-
-    Args:
-        path (str or Path): file to read.
-
-    Returns:
-        dict[str, Any]: the unpickled dictionary.
-
-    Example:
-        >>> batch = load_cifar_pickle("data/cifar-10-batches-py/test_batch")  # doctest: +SKIP
-        >>> batch["data"].shape  # doctest: +SKIP
-        (10000, 3072)
-    """
-    with open(path, "rb") as f:
-        entry = pickle.load(f, encoding="latin1")
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
-
-
-def read_cifar_batches(paths: Sequence[str | Path], label_key: str) -> tuple[Tensor, Tensor]:
-    """Concatenate pickled CIFAR batches into image and label tensors.
-
-    Args:
-        paths (Sequence[str or Path]): batch files, read in order.
-        label_key (str): ``"labels"`` for CIFAR-10, ``"fine_labels"`` for CIFAR-100.
-
-    Returns:
-        tuple[Tensor, Tensor]: ``(N, 3, 32, 32)`` uint8 images and ``(N,)`` int64 labels.
-
-    Example:
-        >>> images, labels = read_cifar_batches(  # doctest: +SKIP
-        ...     ["data/cifar-10-batches-py/test_batch"], "labels")
-    """
-    images, labels = [], []
-    for path in paths:
-        entry = load_cifar_pickle(path)
-        # Rows are channel-major (1024 red, 1024 green, 1024 blue), i.e. already CHW.
-        images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(entry[label_key], dtype=np.int64))
-    return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
-
-
-def read_cifar_label_names(path: str | Path, key: str) -> list[str]:
-    """Class names from a CIFAR meta file, indexed by label.
-
-    Args:
-        path (str or Path): ``batches.meta`` (CIFAR-10) or ``meta`` (CIFAR-100).
-        key (str): ``"label_names"`` or ``"fine_label_names"``.
-
-    Returns:
-        list[str]: class names.
-
-    Example:
-        >>> read_cifar_label_names(  # doctest: +SKIP
-        ...     "data/cifar-10-batches-py/batches.meta", "label_names")[:2]
-        ['airplane', 'automobile']
-    """
-    names = load_cifar_pickle(path)[key]
-    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+from .base import ImageDataModule
+from .splits import TransformedSubset, split_dataset, split_sizes
 
 
 class CIFARDataModuleBase(ImageDataModule):
     """Shared logic of :class:`CIFAR10DataModule` and :class:`CIFAR100DataModule`.
 
-    Subclasses only set the class attributes describing their files. The data is
-    read with a small reader of the pickled batch format rather than through
-    torchvision's dataset classes, whose md5 checks reject any other copy of the
-    files; torchvision is used only to download.
+    The files are read and checked (md5) by torchvision's ``CIFAR10`` / ``CIFAR100``
+    classes, set by the subclass as ``dataset_class``. Nothing is downloaded unless
+    ``download=True``, and then only in ``prepare_data``; missing files are named in
+    a :class:`FileNotFoundError`. The train split is the official training set
+    less a seeded ``val_fraction`` held out for validation; the test split is the
+    official test set.
 
     Args:
         data_dir (str): folder holding the extracted archive. Default: ``"data"``.
         download (bool): download the archive in ``prepare_data`` when it is
             missing. Default: ``False``.
         val_fraction (float): fraction of the training images held out for
-            validation; the test split is the official test set. Default: ``0.1``.
+            validation, in ``(0, 1)``. Default: ``0.1``.
         augment (bool): random crop (padding 4) and horizontal flip on the train
             split. Default: ``True``.
-        batch_size (int): samples per batch. Default: ``128``.
+        batch_size (int): samples per optimizer step over all processes (each of
+            ``k`` DDP processes loads ``batch_size // k``). Default: ``128``.
         num_workers (int): dataloader worker processes. Default: ``2``.
         seed (int): seed of the train/val split. Default: ``42``.
     """
 
-    display_name: ClassVar[str]
-    folder_name: ClassVar[str]
+    dataset_class: ClassVar[type[datasets.CIFAR10]]
     archive_name: ClassVar[str]
-    train_files: ClassVar[tuple[str, ...]]
-    test_files: ClassVar[tuple[str, ...]]
-    meta_file: ClassVar[str]
-    label_key: ClassVar[str]
-    label_names_key: ClassVar[str]
-    torchvision_name: ClassVar[str]
     mean: ClassVar[tuple[float, float, float]]
     std: ClassVar[tuple[float, float, float]]
 
@@ -130,19 +58,25 @@ class CIFARDataModuleBase(ImageDataModule):
         self.save_hyperparameters()
         # Reject bad fractions now rather than at the first setup().
         split_sizes(50_000, val_fraction)
-        self.data_dir = Path(data_dir)
+        self.data_dir = data_dir
         self.download = download
         self.classes: list[str] | None = None
 
     @property
-    def folder(self) -> Path:
-        """Folder that holds the batch files, ``<data_dir>/<folder_name>``."""
-        return self.data_dir / self.folder_name
+    def display_name(self) -> str:
+        """``"CIFAR-10"`` or ``"CIFAR-100"``."""
+        return self.dataset_class.__name__.replace("CIFAR", "CIFAR-")
+
+    @property
+    def folder(self) -> str:
+        """Folder that holds the batch files, ``<data_dir>/<torchvision base_folder>``."""
+        return os.path.join(self.data_dir, self.dataset_class.base_folder)
 
     def missing_files(self) -> list[str]:
-        """Names of the expected files that are absent from :attr:`folder`."""
-        expected = (*self.train_files, *self.test_files, self.meta_file)
-        return [name for name in expected if not (self.folder / name).is_file()]
+        """Names of the files torchvision reads that are absent from :attr:`folder`."""
+        cls = self.dataset_class
+        expected = [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+        return [name for name in expected if not os.path.isfile(os.path.join(self.folder, name))]
 
     def _check_files(self) -> None:
         missing = self.missing_files()
@@ -156,51 +90,47 @@ class CIFARDataModuleBase(ImageDataModule):
             )
 
     def prepare_data(self) -> None:
-        # Existing files are trusted as is: torchvision would md5-check them and
-        # download again over any copy that differs from the official archive.
-        if self.download and self.missing_files():
-            # One call fetches and extracts the whole archive, test batch included.
-            dataset_cls = getattr(datasets, self.torchvision_name)
-            dataset_cls(str(self.data_dir), train=True, download=True)
+        if self.download:
+            # torchvision downloads only when its md5 check of the files fails; one
+            # archive holds both sets.
+            self.dataset_class(self.data_dir, train=True, download=True)
         self._check_files()
+
+    def _read(self, train: bool) -> datasets.CIFAR10:
+        self._check_files()
+        try:
+            dataset = self.dataset_class(self.data_dir, train=train, download=False)
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"the {self.display_name} files in '{self.folder}' fail torchvision's "
+                f"integrity (md5) check: replace them with those of {self.archive_name} "
+                f"(or pass download=True to fetch them again)"
+            ) from error
+        self.classes = list(dataset.classes)
+        return dataset
 
     def setup(self, stage: str | None = None) -> None:
-        self._check_files()
-        if self.classes is None:
-            meta_path = self.folder / self.meta_file
-            self.classes = read_cifar_label_names(meta_path, self.label_names_key)
+        eval_transform = self._eval_transform()
         if stage in ("fit", "validate", None) and self.train_set is None:
-            images, labels = self._read(self.train_files)
-            sizes = split_sizes(len(labels), self.hparams.val_fraction)
-            train_idx, val_idx = random_split_indices(sizes, self.seed)
-            eval_transform = self._eval_transform()
             train_transform = self._train_transform() if self.hparams.augment else eval_transform
-            self.train_set = TensorImageDataset(
-                images[train_idx], labels[train_idx], train_transform
+            self.train_set, self.val_set = split_dataset(
+                self._read(train=True), (self.hparams.val_fraction,), self.seed,
+                transforms=[train_transform, eval_transform],
             )
-            self.val_set = TensorImageDataset(images[val_idx], labels[val_idx], eval_transform)
         if stage in ("test", "predict", None) and self.test_set is None:
-            images, labels = self._read(self.test_files)
-            self.test_set = TensorImageDataset(images, labels, self._eval_transform())
-
-    def _read(self, names: Sequence[str]) -> tuple[Tensor, Tensor]:
-        images, labels = read_cifar_batches([self.folder / n for n in names], self.label_key)
-        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < self.num_classes:
-            raise ValueError(
-                f"labels in '{self.folder}' fall outside [0, {self.num_classes}): "
-                f"is this really {self.display_name}?"
-            )
-        return images, labels
+            test = self._read(train=False)
+            self.test_set = TransformedSubset(test, range(len(test)), eval_transform)
 
     def _eval_transform(self) -> v2.Transform:
         return v2.Compose(
-            [v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
+            [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
         )
 
     def _train_transform(self) -> v2.Transform:
         # Crop and flip the uint8 image before normalising, so padding is black.
         return v2.Compose(
             [
+                v2.ToImage(),
                 v2.RandomCrop(32, padding=4),
                 v2.RandomHorizontalFlip(),
                 v2.ToDtype(torch.float32, scale=True),
@@ -212,18 +142,16 @@ class CIFARDataModuleBase(ImageDataModule):
 class CIFAR10DataModule(CIFARDataModuleBase):
     """CIFAR-10 (50,000 train + 10,000 test 32x32 RGB images, 10 classes).
 
-    Reads ``<data_dir>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}``.
-    Without ``download=True``, a missing folder raises :class:`FileNotFoundError`.
+    Reads ``<data_dir>/cifar-10-batches-py/`` with :class:`torchvision.datasets.CIFAR10`.
+    See :class:`CIFARDataModuleBase` for the arguments (``data_dir``, ``download``,
+    ``val_fraction``, ``augment``, ``batch_size``, ``num_workers``, ``seed``).
 
     Args:
         data_dir (str): folder holding the extracted archive. Default: ``"data"``.
-        download (bool): download the archive in ``prepare_data`` when it is
-            missing. Default: ``False``.
-        val_fraction (float): fraction of the training images held out for
-            validation; the test split is the official test set. Default: ``0.1``.
-        augment (bool): random crop (padding 4) and horizontal flip on the train
-            split. Default: ``True``.
-        batch_size (int): samples per batch. Default: ``128``.
+        download (bool): download in ``prepare_data`` when missing. Default: ``False``.
+        val_fraction (float): training images held out for validation. Default: ``0.1``.
+        augment (bool): crop and flip the train split. Default: ``True``.
+        batch_size (int): global batch size. Default: ``128``.
         num_workers (int): dataloader worker processes. Default: ``2``.
         seed (int): seed of the train/val split. Default: ``42``.
 
@@ -235,15 +163,8 @@ class CIFAR10DataModule(CIFARDataModuleBase):
     """
 
     num_classes = 10
-    display_name = "CIFAR-10"
-    folder_name = "cifar-10-batches-py"
+    dataset_class = datasets.CIFAR10
     archive_name = "cifar-10-python.tar.gz"
-    train_files = tuple(f"data_batch_{i}" for i in range(1, 6))
-    test_files = ("test_batch",)
-    meta_file = "batches.meta"
-    label_key = "labels"
-    label_names_key = "label_names"
-    torchvision_name = "CIFAR10"
     mean = (0.4914, 0.4822, 0.4465)
     std = (0.2470, 0.2435, 0.2616)
 
@@ -251,18 +172,15 @@ class CIFAR10DataModule(CIFARDataModuleBase):
 class CIFAR100DataModule(CIFARDataModuleBase):
     """CIFAR-100 (50,000 train + 10,000 test 32x32 RGB images, 100 fine classes).
 
-    Reads ``<data_dir>/cifar-100-python/{train, test, meta}``.
-    Without ``download=True``, a missing folder raises :class:`FileNotFoundError`.
+    Reads ``<data_dir>/cifar-100-python/`` with :class:`torchvision.datasets.CIFAR100`.
+    See :class:`CIFARDataModuleBase` for the arguments.
 
     Args:
         data_dir (str): folder holding the extracted archive. Default: ``"data"``.
-        download (bool): download the archive in ``prepare_data`` when it is
-            missing. Default: ``False``.
-        val_fraction (float): fraction of the training images held out for
-            validation; the test split is the official test set. Default: ``0.1``.
-        augment (bool): random crop (padding 4) and horizontal flip on the train
-            split. Default: ``True``.
-        batch_size (int): samples per batch. Default: ``128``.
+        download (bool): download in ``prepare_data`` when missing. Default: ``False``.
+        val_fraction (float): training images held out for validation. Default: ``0.1``.
+        augment (bool): crop and flip the train split. Default: ``True``.
+        batch_size (int): global batch size. Default: ``128``.
         num_workers (int): dataloader worker processes. Default: ``2``.
         seed (int): seed of the train/val split. Default: ``42``.
 
@@ -274,14 +192,7 @@ class CIFAR100DataModule(CIFARDataModuleBase):
     """
 
     num_classes = 100
-    display_name = "CIFAR-100"
-    folder_name = "cifar-100-python"
+    dataset_class = datasets.CIFAR100
     archive_name = "cifar-100-python.tar.gz"
-    train_files = ("train",)
-    test_files = ("test",)
-    meta_file = "meta"
-    label_key = "fine_labels"
-    label_names_key = "fine_label_names"
-    torchvision_name = "CIFAR100"
     mean = (0.5071, 0.4865, 0.4409)
     std = (0.2673, 0.2564, 0.2762)

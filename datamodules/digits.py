@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from torch import Tensor
+from torch.utils.data import TensorDataset
 
-from .base import ImageDataModule, TensorImageDataset
-from .splits import random_split_indices, split_sizes
+from .base import ImageDataModule
+from .splits import split_dataset, split_sizes
 
 #: Largest pixel value in ``load_digits`` (4x4 blocks counted on a 32x32 bitmap).
 DIGITS_MAX_VALUE = 16.0
@@ -84,14 +85,15 @@ class DigitsDataModule(ImageDataModule):
         image_size (int): output height and width. Default: ``32``.
         num_channels (int): channels of the output; ``3`` repeats the grayscale
             channel so RGB models accept it. Default: ``3``.
-        val_fraction (float): fraction of all images used for validation.
-            Default: ``0.1``.
-        test_fraction (float): fraction of all images used for testing.
-            Default: ``0.2``.
+        val_fraction (float): fraction of all images used for validation, in
+            ``(0, 1)``; every split holds at least one image. Default: ``0.1``.
+        test_fraction (float): fraction of all images used for testing, in
+            ``(0, 1)``. Default: ``0.2``.
         augment (bool): randomly shift training images. Default: ``True``.
         max_shift (int): largest shift in output pixels when augmenting.
             Default: ``2``.
-        batch_size (int): samples per batch. Default: ``64``.
+        batch_size (int): samples per optimizer step over all processes (each of
+            ``k`` DDP processes loads ``batch_size // k``). Default: ``64``.
         num_workers (int): dataloader worker processes. Default: ``0``.
         seed (int): seed of the train/val/test split. Default: ``42``.
 
@@ -135,18 +137,17 @@ class DigitsDataModule(ImageDataModule):
             return
         hp = self.hparams
         images, labels = load_digit_images(self.image_size, self.num_channels)
-        sizes = split_sizes(len(labels), hp.val_fraction, hp.test_fraction)
-        train_idx, val_idx, test_idx = random_split_indices(sizes, self.seed)
-
-        train_images = images[train_idx]
+        self.train_set, self.val_set, self.test_set = split_dataset(
+            TensorDataset(images, labels), (hp.val_fraction, hp.test_fraction), self.seed,
+            transforms=[None, None, None],
+        )
+        train_images = images[self.train_set.indices]
         self.mean = train_images.mean().item()
         self.std = train_images.std().item()
-        images = (images - self.mean) / self.std
-
-        transform = None
+        # In place: the three splits share this storage.
+        images.sub_(self.mean).div_(self.std)
         if hp.augment and hp.max_shift > 0:
             # Shifted-in pixels must look like the (normalised) black background.
-            transform = partial(random_shift, max_shift=hp.max_shift, fill=-self.mean / self.std)
-        self.train_set = TensorImageDataset(images[train_idx], labels[train_idx], transform)
-        self.val_set = TensorImageDataset(images[val_idx], labels[val_idx])
-        self.test_set = TensorImageDataset(images[test_idx], labels[test_idx])
+            self.train_set.transform = partial(
+                random_shift, max_shift=hp.max_shift, fill=-self.mean / self.std
+            )

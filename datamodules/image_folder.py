@@ -1,17 +1,15 @@
 """ImageNet-style class folders read with torchvision's ImageFolder."""
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import find_classes
 from torchvision.transforms import v2
 
 from .base import ImageDataModule
-from .splits import random_split_indices, split_sizes
+from .splits import TransformedSubset, split_dataset, split_sizes
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -32,41 +30,6 @@ class _FixedClassImageFolder(ImageFolder):
 
     def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
         return list(self._fixed_class_to_idx), dict(self._fixed_class_to_idx)
-
-
-class TransformedSubset(Dataset):
-    """A subset of a dataset of ``(image, label)`` pairs with its own image transform.
-
-    Lets train and val splits cut from one folder use different transforms.
-
-    Args:
-        dataset (Dataset): source dataset, returning untransformed images.
-        indices (Sequence[int]): indices into ``dataset``.
-        transform (Callable, optional): applied to each image. Default: ``None``.
-
-    Example:
-        >>> folder = ImageFolder("root/train")  # doctest: +SKIP
-        >>> subset = TransformedSubset(folder, [0, 5], v2.ToImage())  # doctest: +SKIP
-    """
-
-    def __init__(
-        self,
-        dataset: Dataset,
-        indices: Sequence[int],
-        transform: Callable[[Any], Any] | None = None,
-    ) -> None:
-        self.dataset = dataset
-        self.indices = [int(i) for i in indices]
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, index: int) -> tuple[Any, int]:
-        image, label = self.dataset[self.indices[index]]
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, label
 
 
 def imagenet_train_transform(image_size: int) -> v2.Transform:
@@ -121,10 +84,12 @@ class ImageFolderDataModule(ImageDataModule):
     """Images in ImageNet-style class folders, ``<data_dir>/{train,val}/<class>/<image>``.
 
     Classes are the subfolders of ``<data_dir>/train`` (sorted, as in
-    :class:`~torchvision.datasets.ImageFolder`). The train split is all of
-    ``train/``. The held-out images are ``val/`` when it exists, otherwise a
-    seeded ``holdout_fraction`` of ``train/``; either way they are split, seeded,
-    into val and test by ``test_fraction``. Images are loaded as RGB.
+    :class:`~torchvision.datasets.ImageFolder`). With a ``val/`` folder, the train
+    split is all of ``train/`` and ``val/`` is split, seeded, into val and test by
+    ``test_fraction``; without one, a seeded ``holdout_fraction`` of ``train/`` is
+    held out and split the same way. Every split holds at least one image (a
+    fraction that rounds to none gets one), and a folder too small for that is a
+    :class:`ValueError` at ``setup``. Images are loaded as RGB.
 
     Args:
         data_dir (str): root folder containing ``train/`` and optionally ``val/``.
@@ -135,7 +100,8 @@ class ImageFolderDataModule(ImageDataModule):
             rest being val. Default: ``0.5``.
         augment (bool): random-resized crop and horizontal flip on the train split;
             otherwise it gets the evaluation transform. Default: ``True``.
-        batch_size (int): samples per batch. Default: ``64``.
+        batch_size (int): samples per optimizer step over all processes (each of
+            ``k`` DDP processes loads ``batch_size // k``). Default: ``64``.
         num_workers (int): dataloader worker processes; image decoding is the
             bottleneck, so use several. Default: ``4``.
         seed (int): seed of the splits. Default: ``42``.
@@ -219,18 +185,19 @@ class ImageFolderDataModule(ImageDataModule):
                     f"'{self.train_dir}'"
                 )
             # allow_empty: a small val folder may lack some classes.
-            holdout = _FixedClassImageFolder(self.val_dir, class_to_idx, allow_empty=True)
-            train_idx = range(len(train_folder))
-            val_size, test_size = split_sizes(len(holdout), hp.test_fraction)
-            val_idx, test_idx = random_split_indices([val_size, test_size], self.seed)
-        else:
-            holdout = train_folder
-            train_size, held_size = split_sizes(len(train_folder), hp.holdout_fraction)
-            val_size, test_size = split_sizes(held_size, hp.test_fraction) if held_size else (0, 0)
-            train_idx, val_idx, test_idx = random_split_indices(
-                [train_size, val_size, test_size], self.seed
+            held_out = _FixedClassImageFolder(self.val_dir, class_to_idx, allow_empty=True)
+            self.train_set = TransformedSubset(
+                train_folder, range(len(train_folder)), train_transform
             )
-
-        self.train_set = TransformedSubset(train_folder, train_idx, train_transform)
-        self.val_set = TransformedSubset(holdout, val_idx, eval_transform)
-        self.test_set = TransformedSubset(holdout, test_idx, eval_transform)
+            self.val_set, self.test_set = split_dataset(
+                held_out, (hp.test_fraction,), self.seed, [eval_transform, eval_transform]
+            )
+        else:
+            fractions = (
+                hp.holdout_fraction * (1 - hp.test_fraction),
+                hp.holdout_fraction * hp.test_fraction,
+            )
+            self.train_set, self.val_set, self.test_set = split_dataset(
+                train_folder, fractions, self.seed,
+                [train_transform, eval_transform, eval_transform],
+            )

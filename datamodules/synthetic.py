@@ -3,9 +3,10 @@
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.data import TensorDataset
 
-from .base import ImageDataModule, TensorImageDataset
-from .splits import random_split_indices, split_sizes
+from .base import ImageDataModule
+from .splits import split_dataset, split_sizes
 
 #: Side of the random class patterns before upsampling; coarse patterns survive
 #: pooling and small receptive fields, so any image model can learn them.
@@ -64,9 +65,12 @@ class SyntheticDataModule(ImageDataModule):
         num_channels (int): channels. Default: ``3``.
         noise (float): std of the per-pixel noise (patterns have unit std).
             Default: ``1.0``.
-        val_fraction (float): fraction of images used for validation. Default: ``0.1``.
-        test_fraction (float): fraction of images used for testing. Default: ``0.1``.
-        batch_size (int): samples per batch. Default: ``64``.
+        val_fraction (float): fraction of images used for validation, in ``(0, 1)``;
+            every split holds at least one image. Default: ``0.1``.
+        test_fraction (float): fraction of images used for testing, in ``(0, 1)``.
+            Default: ``0.1``.
+        batch_size (int): samples per optimizer step over all processes (each of
+            ``k`` DDP processes loads ``batch_size // k``). Default: ``64``.
         num_workers (int): dataloader worker processes. Default: ``0``.
         seed (int): seed of the images and of the split. Default: ``42``.
 
@@ -108,8 +112,7 @@ class SyntheticDataModule(ImageDataModule):
             hp.num_samples, self.num_classes, self.image_size, self.num_channels, hp.noise,
             generator,
         )
-        sizes = split_sizes(hp.num_samples, hp.val_fraction, hp.test_fraction)
-        train_idx, val_idx, test_idx = random_split_indices(sizes, self.seed)
-        self.train_set = TensorImageDataset(images[train_idx], labels[train_idx])
-        self.val_set = TensorImageDataset(images[val_idx], labels[val_idx])
-        self.test_set = TensorImageDataset(images[test_idx], labels[test_idx])
+        self.train_set, self.val_set, self.test_set = split_dataset(
+            TensorDataset(images, labels), (hp.val_fraction, hp.test_fraction), self.seed,
+            transforms=[None, None, None],
+        )

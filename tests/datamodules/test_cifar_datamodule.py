@@ -1,3 +1,5 @@
+"""CIFAR-10/100 read through torchvision's classes from a tiny CIFAR-layout folder."""
+
 import pickle
 
 import numpy as np
@@ -62,13 +64,13 @@ def test_cifar10_class_names_and_val_round_trip(tmp_path, cifar_writers):
 def test_split_is_seeded(tmp_path, cifar_writers, cls, name, num_classes, folder):
     cifar_writers[name](tmp_path)
 
-    def val_images(seed):
+    def val_indices(seed):
         dm = cls(data_dir=str(tmp_path), val_fraction=0.2, seed=seed)
         dm.setup("fit")
-        return dm.val_set.images
+        return dm.val_set.indices
 
-    assert torch.equal(val_images(0), val_images(0))
-    assert not torch.equal(val_images(0), val_images(1))
+    assert val_indices(0) == val_indices(0)
+    assert val_indices(0) != val_indices(1)
 
 
 def test_augment_flag(tmp_path, cifar_writers):
@@ -102,24 +104,48 @@ def test_missing_single_file_is_named(tmp_path, cifar_writers):
         CIFAR10DataModule(data_dir=str(tmp_path)).setup("fit")
 
 
-def _forbid_torchvision(monkeypatch):
-    def forbidden(*args, **kwargs):
-        raise AssertionError("torchvision download must not be called")
+def test_reads_through_torchvision(tmp_path, cifar_writers, monkeypatch):
+    cifar_writers["cifar100"](tmp_path)
+    built = []
+    original = torchvision.datasets.CIFAR100
 
-    monkeypatch.setattr(torchvision.datasets, "CIFAR10", forbidden)
-    monkeypatch.setattr(torchvision.datasets, "CIFAR100", forbidden)
+    class RecordingCIFAR100(original):
+        def __init__(self, *args, **kwargs):
+            built.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(CIFAR100DataModule, "dataset_class", RecordingCIFAR100)
+    dm = CIFAR100DataModule(data_dir=str(tmp_path))
+    dm.setup()
+    assert built == [{"train": True, "download": False}, {"train": False, "download": False}]
+    assert dm.classes[:2] == ["class_0", "class_1"]
+
+
+def test_altered_file_fails_the_integrity_check(tmp_path, cifar_writers):
+    cifar_writers["cifar10"](tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    with open(batch, "wb") as f:
+        pickle.dump({"data": np.zeros((2, 3072), np.uint8), "labels": [3, 5]}, f)
+    with pytest.raises(RuntimeError, match="fail torchvision's integrity \\(md5\\) check"):
+        CIFAR10DataModule(data_dir=str(tmp_path)).setup("fit")
+
+
+def _forbid_download(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("no download may be attempted")
+
+    monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", forbidden)
 
 
 def test_download_false_never_downloads(tmp_path, no_network, monkeypatch):
-    _forbid_torchvision(monkeypatch)
+    _forbid_download(monkeypatch)
     with pytest.raises(FileNotFoundError):
         CIFAR10DataModule(data_dir=str(tmp_path), download=False).prepare_data()
 
 
-def test_download_true_keeps_existing_files(tmp_path, no_network, monkeypatch, cifar_writers):
-    # torchvision would fail the md5 check of these files and download again.
+def test_download_true_keeps_intact_files(tmp_path, no_network, monkeypatch, cifar_writers):
     cifar_writers["cifar100"](tmp_path)
-    _forbid_torchvision(monkeypatch)
+    _forbid_download(monkeypatch)
     dm = CIFAR100DataModule(data_dir=str(tmp_path), download=True)
     dm.prepare_data()
     dm.setup("test")
@@ -132,22 +158,19 @@ def test_download_true_fetches_missing_data(
 ):
     calls = []
 
-    def fake_torchvision_dataset(root, train=True, download=False, **kwargs):
-        calls.append((root, train, download))
+    def fake_download(url, download_root, filename=None, md5=None, **kwargs):
+        calls.append((download_root, filename))
         cifar_writers[name](tmp_path)
 
-    monkeypatch.setattr(torchvision.datasets, cls.torchvision_name, fake_torchvision_dataset)
+    monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", fake_download)
     dm = cls(data_dir=str(tmp_path), download=True)
     dm.prepare_data()
-    assert calls == [(str(tmp_path), True, True)]
+    assert calls == [(str(tmp_path), cls.archive_name)]
     dm.setup("fit")
     assert len(dm.train_set) > 0
 
 
-def test_rejects_out_of_range_labels(tmp_path, cifar_writers):
-    cifar_writers["cifar10"](tmp_path)
-    batch = tmp_path / "cifar-10-batches-py" / "data_batch_2"
-    with open(batch, "wb") as f:
-        pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 57]}, f)
-    with pytest.raises(ValueError, match="outside"):
-        CIFAR10DataModule(data_dir=str(tmp_path)).setup("fit")
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_every_split_must_be_non_empty(fraction):
+    with pytest.raises(ValueError, match=f"split fractions must lie in \\(0, 1\\).*got {fraction}"):
+        CIFAR10DataModule(val_fraction=fraction)

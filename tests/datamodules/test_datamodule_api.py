@@ -83,3 +83,26 @@ def test_trainer_fit_and_test(dm, tmp_path, no_network):
     assert trainer.global_step == 3
     results = trainer.test(model, datamodule=dm, verbose=False)
     assert torch.isfinite(torch.tensor(results[0]["test_loss"]))
+
+
+class _FakeTrainer:
+    def __init__(self, world_size: int) -> None:
+        self.world_size = world_size
+
+
+@pytest.mark.parametrize(("world_size", "per_process"), [(1, 24), (2, 12), (4, 6)])
+def test_batch_size_is_global_and_split_across_processes(world_size, per_process):
+    dm = SyntheticDataModule(num_samples=96, batch_size=24)
+    dm.trainer = _FakeTrainer(world_size)
+    dm.setup()
+    assert dm.per_process_batch_size == per_process
+    images, _ = next(iter(dm.train_dataloader()))
+    assert len(images) == per_process
+
+
+def test_batch_size_not_divisible_by_processes_is_an_error():
+    dm = SyntheticDataModule(num_samples=96, batch_size=10)
+    dm.trainer = _FakeTrainer(3)
+    dm.setup()
+    with pytest.raises(ValueError, match="batch_size 10 is the global batch.*3 processes"):
+        dm.train_dataloader()

@@ -4,6 +4,8 @@ import torch
 from datamodules import DigitsDataModule
 from datamodules.digits import random_shift
 
+from tests.datamodules.conftest import split_tensors
+
 
 def _setup(**kwargs) -> DigitsDataModule:
     dm = DigitsDataModule(**kwargs)
@@ -16,7 +18,7 @@ def test_all_1797_digits_split_by_fraction(no_network):
     sizes = len(dm.train_set), len(dm.val_set), len(dm.test_set)
     assert sizes == (1258, 180, 359)
     assert sum(sizes) == 1797
-    all_labels = torch.cat([dm.train_set.labels, dm.val_set.labels, dm.test_set.labels])
+    all_labels = torch.cat([split_tensors(s)[1] for s in (dm.train_set, dm.val_set, dm.test_set)])
     counts = torch.bincount(all_labels, minlength=10)
     assert counts.numel() == 10 and counts.min() >= 170  # the real digits are ~180 per class
 
@@ -43,7 +45,7 @@ def test_one_channel_and_other_size():
 
 def test_normalised_with_train_statistics():
     dm = _setup(augment=False)
-    train = dm.train_set.images
+    train = split_tensors(dm.train_set)[0]
     assert abs(train.mean().item()) < 1e-4
     assert abs(train.std().item() - 1.0) < 1e-4
     # Statistics of the raw [0, 1] pixels, exposed for de-normalising.
@@ -52,9 +54,9 @@ def test_normalised_with_train_statistics():
 
 def test_split_is_seeded():
     a, b, c = _setup(seed=0), _setup(seed=0), _setup(seed=1)
-    assert torch.equal(a.val_set.images, b.val_set.images)
-    assert torch.equal(a.test_set.labels, b.test_set.labels)
-    assert not torch.equal(a.val_set.images, c.val_set.images)
+    assert torch.equal(split_tensors(a.val_set)[0], split_tensors(b.val_set)[0])
+    assert torch.equal(split_tensors(a.test_set)[1], split_tensors(b.test_set)[1])
+    assert not torch.equal(split_tensors(a.val_set)[0], split_tensors(c.val_set)[0])
 
 
 def test_augment_flag():

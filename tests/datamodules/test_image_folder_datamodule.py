@@ -103,3 +103,26 @@ def test_missing_folder_error_names_path(tmp_path):
         dm.num_classes
     with pytest.raises(FileNotFoundError, match="nowhere/train"):
         dm.setup("fit")
+
+
+def test_a_dozen_images_without_val_folder_give_every_split_an_image(tmp_path):
+    # The default holdout_fraction (0.1) of 12 images would round to an empty test split.
+    _write_images(tmp_path / "train", CLASSES, per_class=4, seed=0)
+    dm = ImageFolderDataModule(str(tmp_path), image_size=16, batch_size=4, num_workers=0)
+    dm.setup()
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (10, 1, 1)
+    images, labels = next(iter(dm.test_dataloader()))
+    assert images.shape == (1, 3, 16, 16)
+
+
+def test_folder_too_small_for_three_splits_is_an_error(tmp_path):
+    _write_images(tmp_path / "train", ["cat"], per_class=2, seed=0)
+    with pytest.raises(ValueError, match="train': cannot split 2 samples into 3 non-empty parts"):
+        ImageFolderDataModule(str(tmp_path)).setup()
+
+
+def test_val_folder_of_one_image_is_an_error(tmp_path):
+    _write_images(tmp_path / "train", CLASSES, per_class=2, seed=0)
+    _write_images(tmp_path / "val", ["dog"], per_class=1, seed=1)
+    with pytest.raises(ValueError, match="val': cannot split 1 samples into 2 non-empty parts"):
+        ImageFolderDataModule(str(tmp_path)).setup()

@@ -3,6 +3,8 @@ import torch
 
 from datamodules import SyntheticDataModule
 
+from tests.datamodules.conftest import split_tensors
+
 
 def test_shapes_sizes_and_properties():
     dm = SyntheticDataModule(
@@ -23,17 +25,17 @@ def test_seeded_data_and_split():
         return dm
 
     a, b, c = make(0), make(0), make(1)
-    assert torch.equal(a.train_set.images, b.train_set.images)
-    assert torch.equal(a.test_set.labels, b.test_set.labels)
-    assert not torch.equal(a.train_set.images, c.train_set.images)
+    assert torch.equal(split_tensors(a.train_set)[0], split_tensors(b.train_set)[0])
+    assert torch.equal(split_tensors(a.test_set)[1], split_tensors(b.test_set)[1])
+    assert not torch.equal(split_tensors(a.train_set)[0], split_tensors(c.train_set)[0])
 
 
 def test_labels_are_learnable():
     dm = SyntheticDataModule(num_samples=600, num_classes=6, noise=1.0, seed=3)
     dm.setup()
-    x_train, y_train = dm.train_set.images.flatten(1), dm.train_set.labels
+    x_train, y_train = split_tensors(dm.train_set)[0].flatten(1), split_tensors(dm.train_set)[1]
     centroids = torch.stack([x_train[y_train == k].mean(0) for k in range(6)])
-    x_test, y_test = dm.test_set.images.flatten(1), dm.test_set.labels
+    x_test, y_test = split_tensors(dm.test_set)[0].flatten(1), split_tensors(dm.test_set)[1]
     predicted = torch.cdist(x_test, centroids).argmin(1)
     assert (predicted == y_test).float().mean() > 0.9
 

@@ -18,9 +18,15 @@ from datamodules import (
 )
 from lit_models.models import ISqrtCovResNet, SmallResNet, SoViT, ZCAResNet
 
-# The datamodule tests' fake-CIFAR writers and network guard, reused rather than copied;
-# importing the no_network fixture here makes it available to these tests.
-from tests.datamodules.conftest import no_network, write_fake_cifar10, write_fake_cifar100  # noqa: F401
+# The datamodule tests' fake-CIFAR writers and fixtures, reused rather than copied;
+# importing the fixtures here makes them available to these tests (accept_fake_cifar
+# stays autouse: torchvision's md5 check accepts the fake files).
+from tests.datamodules.conftest import (  # noqa: F401
+    accept_fake_cifar,
+    no_network,
+    write_fake_cifar10,
+    write_fake_cifar100,
+)
 
 IMAGE_FOLDER_CLASSES = ("circle", "square", "stripe")
 
