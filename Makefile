@@ -25,7 +25,7 @@ test: install
 
 ## Quick numerical study of every backend (tables + plots under bench_out/).
 bench: install
-	$(PY) -m sqrtlayers.bench --quick --out bench_out
+	$(PY) -m benchmarks --preset quick --out bench_out
 
 clean:
 	rm -rf $(VENV) bench_out lightning_logs runs

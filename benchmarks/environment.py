@@ -1,5 +1,5 @@
-"""What a run executes on: device and dtype parsing, TF32 switches, and a description of the
-machine and software for the report."""
+"""What a run executes on: device and dtype, the TF32 switches, and a description of the machine
+and software for the report."""
 
 from __future__ import annotations
 
@@ -18,13 +18,12 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def resolve_device(name: str | None) -> torch.device:
-    """``name`` as a device; ``None`` means CUDA when available, else CPU.
+    """``name`` as a device; ``None`` reads ``$DEVICE``, and without it picks CUDA when available.
 
     Raises:
         ValueError: for a CUDA device on a machine without one.
     """
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    name = name or os.environ.get("DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but torch.cuda.is_available() is False")
@@ -47,8 +46,8 @@ def resolve_dtype(name: str) -> torch.dtype:
 
 
 def configure_tf32(enabled: bool) -> None:
-    """Switch TF32 for CUDA matmuls and cuDNN convolutions on or off, explicitly both ways:
-    cuDNN's default is on, and TF32 rounding changes both the times and the errors."""
+    """TF32 for CUDA matmuls and cuDNN convolutions, set explicitly both ways: cuDNN's default
+    is on, and TF32 rounding changes both the times and the errors."""
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
 
@@ -57,6 +56,15 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued work on ``device`` (a no-op on CPU, where calls are synchronous)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _version(module: str) -> str | None:
+    if importlib.util.find_spec(module) is None:
+        return None
+    try:
+        return importlib.import_module(module).__version__
+    except Exception as exc:  # installed but broken (a CuPy built for another CUDA): say so
+        return f"unusable: {type(exc).__name__}"
 
 
 def describe_environment(device: torch.device, dtype: torch.dtype, tf32: bool) -> dict[str, Any]:
@@ -73,7 +81,8 @@ def describe_environment(device: torch.device, dtype: torch.dtype, tf32: bool) -
         "cpu_count": os.cpu_count(),
         "argv": sys.argv,
         "has_matrix_sqrth": hasattr(torch.linalg, "matrix_sqrth"),
-        "has_cupy": importlib.util.find_spec("cupy") is not None,
+        # CuPy is imported only on CUDA, where it can be used (and its import is slow).
+        "versions": {m: _version(m) for m in ("triton", "cupy") if m != "cupy" or device.type == "cuda"},
     }
     if device.type == "cuda":
         info["cuda"] = torch.version.cuda
