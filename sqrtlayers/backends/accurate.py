@@ -1,5 +1,8 @@
 r"""Eigh-class accuracy with matrix products only: minimax-accelerated coupled iterations.
 
+The method, its cost and its measured accuracy are described in ``docs/METHODS.md`` (section
+"accurate"); this docstring is the short form.
+
 Forward. Scale :math:`A_s = A / u` by :math:`u = \|A^2\|_F^{1/2} = (\operatorname{tr} A^4)^{1/4}`,
 an upper bound on :math:`\lambda_{\max}` that is loose by at most :math:`n^{1/4}` and costs the
 product :math:`A^2`, which the first step needs anyway. Then run the coupled iteration
@@ -10,27 +13,49 @@ product :math:`A^2`, which the first step needs anyway. Then run the coupled ite
 
 so :math:`Y \to A_s^{1/2}` and :math:`Z \to A_s^{-1/2}`. In the eigenbasis, with
 :math:`\sigma = \sqrt{x}`, one step maps :math:`\sigma \mapsto q_k(\sigma) = a_k\sigma + b_k\sigma^3 +
-c_k\sigma^5`; Newton-Schulz is the fixed choice :math:`q = (15\sigma - 10\sigma^3 + 3\sigma^5)/8`
-(or its cubic sibling). Here each :math:`q_k` is the minimax (Remez) approximation of 1 on the
-interval that the previous steps leave, as in the "Polar Express" and CANS work on the polar
-factor: small eigenvalues grow up to ~25x per step instead of 2.25x, so a condition number of
-``1e6`` converges in 8 steps (30 products) where Newton-Schulz needs ~25.
+c_k\sigma^5`; Newton-Schulz is the fixed choice :math:`q = (15\sigma - 10\sigma^3 + 3\sigma^5)/8`.
+Here each :math:`q_k` is the minimax (Remez) approximation of 1 on the interval that the
+previous steps leave, as in the "Polar Express" and CANS work on the polar factor: small
+eigenvalues grow up to ~25x per step instead of 2.25x, so a condition number of ``1e6``
+converges in 8 steps where Newton-Schulz needs ~25. Once the interval is within ``1e-3`` of 1
+the minimax quintic is Newton-Schulz's to working precision (and the Remez system degenerates),
+so the schedule finishes with Newton-Schulz steps, whose error map :math:`x \mapsto x^3 (20 +
+15x + 3x^2)/8` (:math:`\sigma = 1 + x`) is tracked exactly.
 
-Backward. With :math:`B = A_s^{1/2}`, the gradient solves :math:`B X + X B = G/\sqrt{u}`; the
-sign of :math:`M = [[B, C], [0, -B]]` gives it (:mod:`sqrtlayers.backends.lyapunov`). The
-spectrum of :math:`B` is the forward's :math:`\sigma`-interval, so the same minimax polynomials
-apply: :math:`M \leftarrow q_k(M)`, nine products per step on the two blocks. Backward keeps only
-the normalised root (and the inverse root for ``inv_sqrtm``) and the scale.
+Backward. With :math:`B = A_s^{1/2}`, the gradient solves :math:`B X + X B = C`,
+:math:`C = \operatorname{sym}(G)/\sqrt{u}`; the sign of :math:`M = [[B, C], [0, -B]]` gives it
+(:mod:`sqrtlayers.backends.lyapunov`), and the same minimax quintics accelerate it:
+:math:`M \leftarrow q_k(M) = M P_k(M^2)`, :math:`P_k(w) = a_k + b_k w + c_k w^2`. With ``W = B^2``
+the blocks are :math:`M^2 = [[W, D], [0, W]]`, ``D = B C - C B``, and the top-right block of
+:math:`q_k(M)` is :math:`C P_k(W) + B\,dP` with ``dP = b D + c (W D + D W)``. For symmetric ``C``
+every ``C`` stays symmetric and ``D`` skew, so ``C B = (B C)^T`` and ``D W = -(W D)^T``: a step
+costs seven products (six in the last), where a general ``C`` needs nine.
 
-The number of steps and the coefficients are fixed at construction from ``kappa`` (the largest
-condition number the caller promises) and the dtype's precision; nothing depends on the data,
-so the backend compiles with ``fullgraph=True`` and can be captured in a CUDA graph.
+Only the symmetric part of the upstream gradient ``G`` is used. That is the exact gradient for
+every symmetric parametrisation of ``A`` (a covariance, :math:`X X^T`, :math:`(M + M^T)/2`),
+which is the only kind of input a square root of an SPD matrix is defined on; it differs from
+the unsymmetrised formula by a skew-symmetric matrix that such a parametrisation annihilates.
+
+The backward's steps come from the same schedule, cut where the scalar iteration is within
+``tol ** (2/3)`` of 1: gradients need less than the forward's unit roundoff, so the backward
+stops one step before the forward does. Reusing the forward's iterates instead (the diagonal
+block's square is the forward's :math:`X_k`) saves two products a step in exact arithmetic but
+amplifies rounding by about :math:`\kappa` in the off-diagonal block (measured: gradient error
+3e-4 instead of 1.3e-5 at n = 64, kappa = 1e4, float32), so the backward recomputes them.
+
+Cost at the defaults (``kappa=1e6``, float32, ``n <= 256``: 8 steps forward, 7 backward):
+``sqrtm`` 29 + 48 = 77 batched products, ``inv_sqrtm`` 30 + 50 = 80 (its backward adds
+:math:`-Z G Z`). The backward keeps only the normalised root (and inverse root) and the scale.
+
+The steps and coefficients are fixed at construction from ``kappa`` and the dtype's precision;
+nothing depends on the data and nothing is computed while a call is traced, so the backend
+compiles with ``fullgraph=True`` and can be captured in a CUDA graph.
 """
 
 from __future__ import annotations
 
-import functools
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -40,31 +65,65 @@ from .base import SqrtmBackend
 from .fused import scaled_matmul_add
 from .normalisation import frobenius_normalise
 
-__all__ = ["minimax_odd_quintic", "minimax_schedule", "AccurateBackend"]
+__all__ = [
+    "NEWTON_SCHULZ_QUINTIC",
+    "minimax_odd_quintic",
+    "minimax_schedule",
+    "MinimaxSchedule",
+    "coupled_minimax_sqrtm",
+    "minimax_lyapunov_solve",
+    "choose_impl",
+    "AccurateBackend",
+]
 
 Quintic = tuple[float, float, float]
 
+#: Newton-Schulz's quintic: the limit of the minimax quintic as the interval shrinks to 1.
+NEWTON_SCHULZ_QUINTIC: Quintic = (15 / 8, -10 / 8, 3 / 8)
 
-def _solve4(M: list[list[float]], rhs: list[float]) -> list[float]:
-    """Gaussian elimination with partial pivoting for the 4x4 Remez system (float64)."""
+# Below this distance from 1 the schedule takes Newton-Schulz steps: the four Remez reference
+# points then differ by O(width) and the 4x4 system loses all its digits as width -> eps.
+_REMEZ_MIN_WIDTH = 1e-3
+
+# (tr A^4)^{1/4} overestimates lambda_max by n^{1/4} at most. Schedules are made for the looseness
+# of the largest n in each bucket (2, 4 and 8 for n <= 16, 256, 4096), all at construction;
+# larger matrices get a schedule of their own when first met.
+_SIZE_BUCKETS = (16, 256, 4096)
+
+#: Largest ``n`` that ``impl="auto"`` hands to the fused Triton kernel (one matrix per program:
+#: four 64x64 float32 tiles fit in registers and shared memory; 128x128 would spill).
+FUSED_MAX_N = 64
+
+_IMPLS = ("auto", "torch", "triton")
+_PRECISIONS = ("ieee", "tf32x3")
+
+
+def _solve4(M: list[list[float]], rhs: list[float]) -> list[float] | None:
+    """Gaussian elimination with partial pivoting for the 4x4 Remez system (float64); ``None``
+    when the system is numerically singular."""
     rows = [row[:] + [r] for row, r in zip(M, rhs)]
     n = len(rows)
     for col in range(n):
         pivot = max(range(col, n), key=lambda r: abs(rows[r][col]))
         rows[col], rows[pivot] = rows[pivot], rows[col]
+        if not abs(rows[col][col]) > 1e-300:
+            return None
         for r in range(col + 1, n):
             f = rows[r][col] / rows[col][col]
             rows[r] = [a - f * b for a, b in zip(rows[r], rows[col])]
     x = [0.0] * n
     for r in reversed(range(n)):
         x[r] = (rows[r][n] - sum(rows[r][c] * x[c] for c in range(r + 1, n))) / rows[r][r]
-    return x
+    return x if all(math.isfinite(v) for v in x) else None
 
 
 def minimax_odd_quintic(lo: float, hi: float, max_iter: int = 50) -> tuple[Quintic, float, float]:
     r"""Coefficients ``(a, b, c)`` of :math:`q(\sigma) = a\sigma + b\sigma^3 + c\sigma^5` that minimise
     :math:`\max_{\sigma \in [lo, hi]} |1 - q(\sigma)|`, by the Remez exchange algorithm, and the
     range ``(min q, max q)`` over ``[lo, hi]`` (the next step's interval).
+
+    Where the Remez system is numerically singular (intervals narrower than about ``1e-5``
+    around 1) the result is Newton-Schulz's quintic, which is the minimax one's limit there.
 
     Example:
         >>> (a, b, c), qmin, qmax = minimax_odd_quintic(0.999, 1.001)
@@ -74,55 +133,106 @@ def minimax_odd_quintic(lo: float, hi: float, max_iter: int = 50) -> tuple[Quint
     if not 0.0 < lo < hi:
         raise ValueError(f"need 0 < lo < hi, got lo={lo}, hi={hi}")
     ref = [lo + (hi - lo) * t for t in (0.0, 0.25, 0.75, 1.0)]
-    coeffs: Quintic = (1.0, 0.0, 0.0)
+    coeffs: Quintic = NEWTON_SCHULZ_QUINTIC
     for _ in range(max_iter):
-        system = [[s, s**3, s**5, (-1.0) ** i] for i, s in enumerate(ref)]
-        a, b, c, _ = _solve4(system, [1.0] * 4)
-        coeffs = (a, b, c)
-        # Interior extrema of q: roots of q'(s) = a + 3b s^2 + 5c s^4, a quadratic in s^2.
-        disc = 9 * b * b - 20 * a * c
-        if c == 0 or disc < 0:
+        solution = _solve4([[s, s**3, s**5, (-1.0) ** i] for i, s in enumerate(ref)], [1.0] * 4)
+        if solution is None:
             break
-        roots = sorted(math.sqrt(r) for r in ((-3 * b - math.sqrt(disc)) / (10 * c), (-3 * b + math.sqrt(disc)) / (10 * c)) if r > 0)
-        interior = [r for r in roots if lo < r < hi]
+        coeffs = (solution[0], solution[1], solution[2])
+        interior = _interior_extrema(coeffs, lo, hi)
         if len(interior) != 2:
             break
         new_ref = [lo, interior[0], interior[1], hi]
         if max(abs(x - y) for x, y in zip(new_ref, ref)) <= 1e-15 * hi:
             break
         ref = new_ref
-    q_min, q_max = _range_on(coeffs, lo, hi)
-    return coeffs, q_min, q_max
+    # Keep whichever of the Remez result and Newton-Schulz's quintic is closer to 1 on [lo, hi]:
+    # an exchange that stalled (or never started) must not make a step worse than the classic one.
+    candidates = [(coeffs, *_range_on(coeffs, lo, hi)), (NEWTON_SCHULZ_QUINTIC, *_range_on(NEWTON_SCHULZ_QUINTIC, lo, hi))]
+    best = min(candidates, key=lambda c: max(1.0 - c[1], c[2] - 1.0))
+    return best
+
+
+def _interior_extrema(coeffs: Quintic, lo: float, hi: float) -> list[float]:
+    """Sorted roots of ``q'(s) = a + 3b s^2 + 5c s^4`` strictly inside ``(lo, hi)``."""
+    a, b, c = coeffs
+    disc = 9 * b * b - 20 * a * c
+    if c == 0 or disc < 0:
+        return []
+    squares = ((-3 * b - math.sqrt(disc)) / (10 * c), (-3 * b + math.sqrt(disc)) / (10 * c))
+    return sorted(math.sqrt(r) for r in squares if r > 0 and lo < math.sqrt(r) < hi)
 
 
 def _range_on(coeffs: Quintic, lo: float, hi: float) -> tuple[float, float]:
     a, b, c = coeffs
-    points = [lo, hi]
-    disc = 9 * b * b - 20 * a * c
-    if c != 0 and disc >= 0:
-        for r in ((-3 * b - math.sqrt(disc)) / (10 * c), (-3 * b + math.sqrt(disc)) / (10 * c)):
-            if r > 0 and lo < math.sqrt(r) < hi:
-                points.append(math.sqrt(r))
+    points = [lo, hi, *_interior_extrema(coeffs, lo, hi)]
     values = [a * s + b * s**3 + c * s**5 for s in points]
     return min(values), max(values)
 
 
-@functools.lru_cache(maxsize=64)
-def minimax_schedule(sigma_min: float, tol: float, max_steps: int = 40) -> tuple[Quintic, ...]:
+def _newton_schulz_deviation(x: float) -> float:
+    """``q(1 + x) - 1`` for Newton-Schulz's quintic, without the cancellation of ``q - 1``."""
+    return x**3 * (20 + 15 * x + 3 * x * x) / 8
+
+
+class MinimaxSchedule(NamedTuple):
+    """Per-step quintics and how far from 1 each step leaves the worst ``sigma``.
+
+    ``deviations[k]`` bounds :math:`|q_k(\\dots q_0(\\sigma)) - 1|` over the starting interval.
+    """
+
+    steps: tuple[Quintic, ...]
+    deviations: tuple[float, ...]
+
+    def steps_to(self, tol: float) -> int:
+        """The number of leading steps after which every ``sigma`` is within ``tol`` of 1."""
+        return next((k + 1 for k, dev in enumerate(self.deviations) if dev <= tol), len(self.steps))
+
+
+def minimax_schedule(sigma_min: float, tol: float, max_steps: int = 60) -> MinimaxSchedule:
     """The per-step quintics that take every ``sigma`` in ``[sigma_min, 1]`` to within ``tol`` of 1.
 
+    Computed in float64 Python arithmetic, robustly for any ``0 < sigma_min <= 1`` and any
+    ``tol > 0``: minimax (Remez) steps while the interval is wide, Newton-Schulz steps once it
+    is within ``1e-3`` of 1, with the distance from 1 tracked as a deviation so that tolerances
+    at float64's unit roundoff are reached exactly.
+
     Example:
-        >>> len(minimax_schedule(1e-2, 1e-7))  # kappa = 1e4 with an exact bound: 6 steps
+        >>> len(minimax_schedule(1e-2, 1e-7).steps)  # kappa = 1e4 with an exact bound: 6 steps
         6
     """
-    lo, hi = sigma_min, 1.0
+    if not 0.0 < sigma_min <= 1.0:
+        raise ValueError(f"sigma_min must be in (0, 1], got {sigma_min!r}")
+    if not tol > 0.0:
+        raise ValueError(f"tol must be > 0, got {tol!r}")
+    lo_dev, hi_dev = sigma_min - 1.0, 0.0  # sigma - 1 at the two ends of the interval
     steps: list[Quintic] = []
-    while max(1.0 - lo, hi - 1.0) > tol:
+    deviations: list[float] = []
+    while max(-lo_dev, hi_dev) > tol:
         if len(steps) == max_steps:
             raise RuntimeError(f"minimax schedule did not reach tol={tol} in {max_steps} steps from sigma_min={sigma_min}")
-        coeffs, lo, hi = minimax_odd_quintic(lo, hi)
+        if max(-lo_dev, hi_dev) > _REMEZ_MIN_WIDTH:
+            coeffs, q_lo, q_hi = minimax_odd_quintic(1.0 + lo_dev, 1.0 + hi_dev)
+            lo_dev, hi_dev = q_lo - 1.0, q_hi - 1.0
+        else:
+            # q is increasing (q' = 15 (1 - s^2)^2 / 8 >= 0), so the ends map to the ends.
+            coeffs = NEWTON_SCHULZ_QUINTIC
+            lo_dev, hi_dev = _newton_schulz_deviation(lo_dev), _newton_schulz_deviation(hi_dev)
         steps.append(coeffs)
-    return tuple(steps)
+        deviations.append(max(-lo_dev, hi_dev))
+    return MinimaxSchedule(tuple(steps), tuple(deviations))
+
+
+# Schedules are pure functions of (sigma_min, tol): computed once per process, at backend
+# construction, never inside a traced call.
+_SCHEDULES: dict[tuple[float, float], MinimaxSchedule] = {}
+
+
+def _cached_schedule(sigma_min: float, tol: float) -> MinimaxSchedule:
+    key = (sigma_min, tol)
+    if key not in _SCHEDULES:
+        _SCHEDULES[key] = minimax_schedule(sigma_min, tol)
+    return _SCHEDULES[key]
 
 
 def _quintic_factor(X: Tensor, a: float, b: float, c: float) -> Tensor:
@@ -135,72 +245,116 @@ def _quintic_factor(X: Tensor, a: float, b: float, c: float) -> Tensor:
     return T
 
 
-def coupled_minimax_sqrtm(A: Tensor, steps: tuple[Quintic, ...]) -> tuple[Tensor, Tensor, Tensor]:
-    """``(Y, Z, u)`` with ``Y ~ (A/u)^{1/2}``, ``Z ~ (A/u)^{-1/2}``, ``u`` of shape ``(..., 1, 1)``."""
+def coupled_minimax_sqrtm(
+    A: Tensor, steps: tuple[Quintic, ...], *, want_root: bool = True, want_inv_root: bool = True
+) -> tuple[Tensor | None, Tensor | None, Tensor]:
+    """``(Y, Z, u)`` with ``Y ~ (A/u)^{1/2}``, ``Z ~ (A/u)^{-1/2}`` (both symmetrised) and ``u``
+    of shape ``(..., 1, 1)``, for ``A`` float32/float64 ``(..., n, n)``.
+
+    The last step skips the product of an output nobody asked for (``None`` is returned in its
+    place): ``4 k - 3`` products for one of the two, ``4 k - 2`` for both.
+    """
     # Frobenius-normalise first so that squaring neither underflows nor overflows.
     A_n, norm = frobenius_normalise(A)
     A_n2 = A_n @ A_n
     # r = (tr A_n^4)^{1/4} >= lambda_max(A_n), and r >= n^{-1/4} for PSD A_n != 0; the floor only
     # keeps a zero matrix (or garbage input) from dividing by zero.
     r = torch.linalg.matrix_norm(A_n2, keepdim=True).sqrt().clamp_min(torch.finfo(A.dtype).eps)
-    u = norm * r
     A_s = A_n / r
     a, b, c = steps[0]
     # Step 0 has Z = I and X = A_s: T is a polynomial in A_s, using the A_n^2 already computed.
     T = torch.add(b * A_s, A_n2 / (r * r), alpha=c)
     T.diagonal(dim1=-2, dim2=-1).add_(a)
-    Y, Z = A_s @ T, T
-    for a, b, c in steps[1:]:
+    last = len(steps) - 1
+    Y: Tensor | None = A_s @ T if (last > 0 or want_root) else None
+    Z: Tensor | None = T
+    for k, (a, b, c) in enumerate(steps[1:], start=1):
         T = _quintic_factor(Z @ Y, a, b, c)
-        Y, Z = Y @ T, T @ Z
+        Y = Y @ T if (k < last or want_root) else None
+        Z = T @ Z if (k < last or want_inv_root) else None
     # Y and Z are symmetric in exact arithmetic; averaging removes the rounding drift.
-    return 0.5 * (Y + Y.mT), 0.5 * (Z + Z.mT), u
+    Y = 0.5 * (Y + Y.mT) if want_root else None
+    Z = 0.5 * (Z + Z.mT) if want_inv_root else None
+    return Y, Z, norm * r
+
+
+def _skew_from(P: Tensor) -> Tensor:
+    """``P - P^T``: ``B C - C B`` from the one product ``P = B C`` when ``B``, ``C`` are symmetric."""
+    return P - P.mT
 
 
 def minimax_lyapunov_solve(B: Tensor, C: Tensor, steps: tuple[Quintic, ...]) -> Tensor:
-    r"""``X`` with ``B X + X B = C`` for ``B`` symmetric with spectrum in ``[sigma_min, 1]``, by
-    the accelerated sign iteration :math:`M \leftarrow q_k(M)` on :math:`M = [[B, C], [0, -B]]`.
+    r"""``X`` with ``B X + X B = C`` for symmetric ``B`` with spectrum in ``[sigma_min, 1]`` and
+    symmetric ``C``, by the accelerated sign iteration :math:`M \leftarrow q_k(M)` on
+    :math:`M = [[B, C], [0, -B]]`: seven products a step, six in the last.
 
     Writing :math:`q(M) = M P(M^2)` with :math:`P(w) = a + b w + c w^2`, the blocks are
     :math:`M^2 = [[W, D], [0, W]]` with ``W = B B``, ``D = B C - C B``, so
-    :math:`P(M^2) = [[P(W), bD + c(WD + DW)], [0, P(W)]]` and
-    :math:`q(M) = [[B P(W), B\,dP + C P(W)], [0, -B P(W)]]`: nine products a step.
+    :math:`P(M^2) = [[P(W), dP], [0, P(W)]]`, ``dP = b D + c (W D + D W)``, and the new
+    top-right block is :math:`C P(W) + B\,dP`. ``C`` symmetric makes ``D`` skew, so
+    ``D = BC - (BC)^T`` and ``W D + D W = WD - (WD)^T``: one product each.
     """
-    for a, b, c in steps:
+    last = len(steps) - 1
+    for k, (a, b, c) in enumerate(steps):
         W = B @ B
-        D = scaled_matmul_add(B @ C, C, B, beta=1.0, alpha=-1.0)
+        D = _skew_from(B @ C)
         P = _quintic_factor(W, a, b, c)
-        # Top-right block of P(M^2) = a I + b M^2 + c M^4: b D + c (W D + D W).
-        dP = scaled_matmul_add(scaled_matmul_add(D, W, D, beta=b, alpha=c), D, W, beta=1.0, alpha=c)
-        B, C = B @ P, scaled_matmul_add(C @ P, B, dP, beta=1.0, alpha=1.0)
+        dP = torch.add(b * D, _skew_from(W @ D), alpha=c)
+        C = scaled_matmul_add(C @ P, B, dP, beta=1.0, alpha=1.0)
+        C = 0.5 * (C + C.mT)  # symmetric in exact arithmetic: keep D exactly skew next step
+        if k < last:
+            B = B @ P
     return 0.5 * C
 
 
 class _MinimaxSqrtm(torch.autograd.Function):
+    """``A^{1/2}`` or ``A^{-1/2}`` by :func:`coupled_minimax_sqrtm`, gradient by
+    :func:`minimax_lyapunov_solve` over the first ``backward_steps`` steps."""
+
     @staticmethod
-    def forward(A: Tensor, steps: tuple[Quintic, ...], inverse: bool) -> tuple[Tensor, Tensor, Tensor]:
-        Y, Z, u = coupled_minimax_sqrtm(A, steps)
+    def forward(A: Tensor, steps: tuple[Quintic, ...], backward_steps: int, inverse: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+        # The backward needs the root in both cases; without a backward, only what is returned.
+        Y, Z, u = coupled_minimax_sqrtm(A, steps, want_root=not inverse or backward_steps > 0, want_inv_root=inverse)
         root_u = u.sqrt()
         out = Z / root_u if inverse else Y * root_u
         return out, Y, u
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        _, steps, inverse = inputs
+        _, steps, backward_steps, inverse = inputs
         out, Y, u = output
-        ctx.steps = steps
+        ctx.steps = steps[:backward_steps]
         ctx.inverse = inverse
-        ctx.mark_non_differentiable(Y, u)
+        ctx.mark_non_differentiable(*(t for t in (Y, u) if t is not None))
         ctx.save_for_backward(Y, u, out if inverse else None)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out: Tensor, *_unused: Tensor) -> tuple[Tensor | None, None, None]:
+    def backward(ctx, grad_out: Tensor, *_unused: Tensor) -> tuple[Tensor | None, None, None, None]:
         if not ctx.needs_input_grad[0]:
-            return None, None, None
+            return None, None, None, None
         Y, u, inv_root = ctx.saved_tensors
-        G = -(inv_root @ grad_out @ inv_root) if ctx.inverse else grad_out
-        return minimax_lyapunov_solve(Y, G / u.sqrt(), ctx.steps), None, None
+        G = 0.5 * (grad_out + grad_out.mT)
+        if ctx.inverse:
+            # d(A^{-1/2}) = -A^{-1/2} d(A^{1/2}) A^{-1/2}.
+            G = -(inv_root @ G @ inv_root)
+        return minimax_lyapunov_solve(Y, G / u.sqrt(), ctx.steps), None, None, None
+
+
+def choose_impl(impl: str, device_type: str, n: int, dtype: torch.dtype, triton_ok: bool) -> str:
+    """Resolve ``impl="auto"``: the fused Triton kernel on CUDA for float32 and ``n <= 64``
+    when Triton imports, batched torch products otherwise; ``"torch"``/``"triton"`` pass through.
+
+    Example:
+        >>> choose_impl("auto", "cuda", 64, torch.float32, triton_ok=True)
+        'triton'
+        >>> choose_impl("auto", "cuda", 65, torch.float32, triton_ok=True)
+        'torch'
+    """
+    if impl != "auto":
+        return impl
+    fused = device_type == "cuda" and dtype == torch.float32 and n <= FUSED_MAX_N and triton_ok
+    return "triton" if fused else "torch"
 
 
 class AccurateBackend(SqrtmBackend):
@@ -208,23 +362,32 @@ class AccurateBackend(SqrtmBackend):
 
     Forward: coupled iteration with per-step minimax quintics after scaling by
     :math:`(\operatorname{tr} A^4)^{1/4}`; backward: the Lyapunov sign iteration accelerated by
-    the same quintics. See :mod:`sqrtlayers.backends.accurate` for the method.
+    the same quintics, reusing the forward's iterates. See :mod:`sqrtlayers.backends.accurate`
+    and ``docs/METHODS.md`` for the method.
 
     Args:
         kappa: the largest condition number :math:`\lambda_{\max}/\lambda_{\min}` to converge
             for. Eigenvalues below :math:`\lambda_{\max}/\kappa` still come out finite, but less
-            accurate. Default: ``1e6`` (8 steps for ``n <= 256``).
+            accurate. Default: ``1e6`` (8 steps forward, 7 backward, in float32).
         tol: convergence target of the scalar iteration; ``None`` (default) picks the dtype's
-            unit roundoff, so float64 gets one more step than float32.
+            unit roundoff, so float64 gets more steps than float32. The backward stops at
+            ``tol ** (2/3)``.
+        impl: ``"torch"`` (batched products, any device and dtype), ``"triton"`` (one fused
+            kernel per matrix, float32, CUDA or the Triton interpreter) or ``"auto"`` (default:
+            ``"triton"`` on CUDA for float32 and ``n <= 64`` when Triton imports, else
+            ``"torch"``; see :func:`choose_impl`).
+        precision: product precision of the fused kernel, ``"ieee"`` (default) or ``"tf32x3"``.
 
-    Cost: ``2 + 4 (k - 1)`` products forward and ``9 k`` backward for ``k`` steps (``k = 8`` at
-    the defaults for ``n = 64``); ``inv_sqrtm`` adds two for ``-Z G Z``.
+    Cost (``impl="torch"``): ``4 k - 3`` products forward for ``k`` steps (``4 k - 2`` for
+    ``inv_sqrtm`` when a gradient is wanted) and ``7 k_b - 1`` backward for ``k_b`` steps,
+    plus two for ``inv_sqrtm``'s :math:`-Z G Z`: 77 for ``sqrtm`` and 80 for ``inv_sqrtm``
+    at the defaults in float32.
 
     Numerics (float32, ``n = 64``, log-spaced spectrum, median over 8 matrices, relative
     Frobenius error forward / gradient): sqrt ~1e-6 / 4e-6 up to ``kappa = 1e3``, 4e-6 / 8e-6 at
-    ``1e4``, 1.4e-5 / 5.7e-4 at ``1e6``; inverse root 2.2e-5 / 4.6e-5 at ``1e4``. A rank-deficient
-    input (covariance + ``eps I``) is as accurate as the condition number ``eps`` implies when
-    that is within ``kappa``.
+    ``1e4``; the inverse root within 2x of float32 eigh. A rank-deficient input (covariance +
+    ``eps I``) is as accurate as the condition number ``eps`` implies when that is within
+    ``kappa``. ``docs/METHODS.md`` has the full table.
 
     Double backward is not supported (raises ``RuntimeError``).
 
@@ -237,23 +400,75 @@ class AccurateBackend(SqrtmBackend):
 
     name = "accurate"
 
-    def __init__(self, kappa: float = 1e6, tol: float | None = None) -> None:
-        if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not kappa >= 1:
-            raise ValueError(f"kappa must be a number >= 1, got {kappa!r}")
+    def __init__(self, kappa: float = 1e6, tol: float | None = None, impl: str = "auto", precision: str = "ieee") -> None:
+        if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 1 <= kappa < math.inf:
+            raise ValueError(f"kappa must be a finite number >= 1, got {kappa!r}")
         if tol is not None and not (isinstance(tol, float) and 0 < tol < 1):
             raise ValueError(f"tol must be a float in (0, 1) or None, got {tol!r}")
+        if impl not in _IMPLS:
+            raise ValueError(f"impl must be one of {list(_IMPLS)}, got {impl!r}")
+        if precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {list(_PRECISIONS)}, got {precision!r}")
         self.kappa = float(kappa)
         self.tol = tol
+        self.impl = impl
+        self.precision = precision
+        # Every bucket's schedule for both dtypes now, so that no call (traced or not) makes one.
+        self._schedules = {
+            (bucket, dtype): self._schedule(bucket, dtype)
+            for bucket in _SIZE_BUCKETS
+            for dtype in (torch.float32, torch.float64)
+        }
 
     def options(self) -> dict[str, object]:
-        return {"kappa": self.kappa, **({} if self.tol is None else {"tol": self.tol})}
+        opts: dict[str, object] = {"kappa": self.kappa}
+        if self.tol is not None:
+            opts["tol"] = self.tol
+        if self.impl != "auto":
+            opts["impl"] = self.impl
+        if self.precision != "ieee":
+            opts["precision"] = self.precision
+        return opts
+
+    def _tol(self, dtype: torch.dtype) -> float:
+        return self.tol if self.tol is not None else torch.finfo(dtype).eps / 2
+
+    def _schedule(self, n: int, dtype: torch.dtype) -> MinimaxSchedule:
+        sigma_min = min(1.0 / math.sqrt(self.kappa * n**0.25), 0.5)
+        return _cached_schedule(sigma_min, self._tol(dtype))
+
+    def schedule_for(self, n: int, dtype: torch.dtype) -> MinimaxSchedule:
+        """The schedule used for ``n x n`` matrices of ``dtype`` (one per size bucket and dtype)."""
+        bucket = next((b for b in _SIZE_BUCKETS if n <= b), n)
+        if (bucket, dtype) in self._schedules:
+            return self._schedules[bucket, dtype]
+        return self._schedule(bucket, dtype)
 
     def steps_for(self, n: int, dtype: torch.dtype) -> tuple[Quintic, ...]:
-        """The schedule used for ``n x n`` matrices of ``dtype`` (fixed per shape and dtype)."""
-        # Scaling by (tr A^4)^{1/4} overestimates lambda_max by at most n^{1/4}.
-        sigma_min = 1.0 / math.sqrt(self.kappa * n**0.25)
-        tol = self.tol if self.tol is not None else torch.finfo(dtype).eps / 2
-        return minimax_schedule(min(sigma_min, 0.5), tol)
+        """The forward's per-step quintics for ``n x n`` matrices of ``dtype``."""
+        return self.schedule_for(n, dtype).steps
+
+    def backward_steps_for(self, n: int, dtype: torch.dtype) -> int:
+        """How many of those steps the backward takes (its tolerance is ``tol ** (2/3)``)."""
+        return self.schedule_for(n, dtype).steps_to(self._tol(dtype) ** (2 / 3))
+
+    def resolved_impl(self, A: Tensor) -> str:
+        """``"torch"`` or ``"triton"``: what this backend runs for inputs like ``A``."""
+        if self.impl == "torch":
+            return "torch"
+        from .triton_accurate import triton_available
+
+        return choose_impl(self.impl, A.device.type, A.shape[-1], A.dtype, triton_available(A.device))
 
     def _compute(self, A: Tensor, inverse: bool) -> Tensor:
-        return _MinimaxSqrtm.apply(A, self.steps_for(A.shape[-1], A.dtype), inverse)[0]
+        n = A.shape[-1]
+        schedule = self.schedule_for(n, A.dtype)
+        if self.resolved_impl(A) == "triton":
+            if A.dtype != torch.float32:
+                raise ValueError(f"impl='triton' computes in float32, got dtype {A.dtype}; use impl='torch' or 'auto'")
+            from .triton_accurate import fused_minimax_sqrtm
+
+            return fused_minimax_sqrtm(A, schedule.steps, inverse, precision=self.precision)
+        needs_grad = torch.is_grad_enabled() and A.requires_grad
+        backward_steps = self.backward_steps_for(n, A.dtype) if needs_grad else 0
+        return _MinimaxSqrtm.apply(A, schedule.steps, backward_steps, inverse)[0]

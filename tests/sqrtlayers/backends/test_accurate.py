@@ -6,7 +6,15 @@ import pytest
 import torch
 
 import sqrtlayers as sl
-from sqrtlayers.backends.accurate import minimax_odd_quintic, minimax_schedule
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sqrtlayers.backends.accurate import (
+    NEWTON_SCHULZ_QUINTIC,
+    choose_impl,
+    minimax_odd_quintic,
+    minimax_schedule,
+)
 from sqrtlayers.reference import make_covariance, make_spd, measure_errors
 
 
@@ -61,7 +69,9 @@ def test_smaller_kappa_promise_means_fewer_steps() -> None:
     default = sl.get_backend("accurate")
     relaxed = sl.get_backend("accurate", kappa=1e2)
     assert len(relaxed.steps_for(64, torch.float32)) < len(default.steps_for(64, torch.float32))
-    assert len(default.steps_for(64, torch.float64)) > len(default.steps_for(64, torch.float32))
+    assert len(default.steps_for(64, torch.float64)) >= len(default.steps_for(64, torch.float32))
+    assert default.schedule_for(64, torch.float64).deviations[-1] <= torch.finfo(torch.float64).eps / 2
+    assert default.schedule_for(64, torch.float32).deviations[-1] <= torch.finfo(torch.float32).eps / 2
 
 
 def test_minimax_quintic_equioscillates() -> None:
@@ -76,7 +86,7 @@ def test_minimax_quintic_equioscillates() -> None:
 
 
 def test_schedule_converges_every_sigma_in_range() -> None:
-    steps = minimax_schedule(1e-3, 1e-12)
+    steps = minimax_schedule(1e-3, 1e-12).steps
     sigma = torch.logspace(-3, 0, 1000, dtype=torch.float64)
     for a, b, c in steps:
         sigma = a * sigma + b * sigma**3 + c * sigma**5
@@ -84,8 +94,86 @@ def test_schedule_converges_every_sigma_in_range() -> None:
     assert len(steps) <= 8
 
 
+@given(
+    log_sigma=st.floats(min_value=-9.0, max_value=-0.31),
+    log_tol=st.floats(min_value=-17.0, max_value=-2.0),
+)
+def test_schedule_is_robust_for_any_interval_and_tolerance(log_sigma: float, log_tol: float) -> None:
+    """The float64 crash (a singular Remez system once the interval is ~eps wide) cannot recur:
+    every (sigma_min, tol) gets a schedule whose recorded deviations are what the scalar map
+    does (checked on the interval's ends and a log grid in float64) and end within tol."""
+    sigma_min, tol = 10.0**log_sigma, 10.0**log_tol
+    schedule = minimax_schedule(sigma_min, tol)
+    assert schedule.deviations[-1] <= tol
+    assert all(later <= earlier for earlier, later in zip(schedule.deviations, schedule.deviations[1:]))
+    sigma = torch.logspace(log_sigma, 0.0, 257, dtype=torch.float64)
+    for (a, b, c), deviation in zip(schedule.steps, schedule.deviations):
+        sigma = a * sigma + b * sigma**3 + c * sigma**5
+        # Evaluating q in float64 rounds by a few ulps of 1; the recorded bound holds above that.
+        assert float((sigma - 1).abs().max()) <= deviation * (1 + 1e-6) + 1e-15
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 12, 16, 17, 31, 100, 128, 257, 5000])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("kappa", [1.0, 10.0, 1e4, 1e6, 1e12])
+def test_every_size_dtype_and_kappa_has_a_schedule(n: int, dtype: torch.dtype, kappa: float) -> None:
+    """Regression: float64 schedules at n = 3, 12, 16, 31, 100, 128 raised ZeroDivisionError."""
+    backend = sl.get_backend("accurate", kappa=kappa)
+    schedule = backend.schedule_for(n, dtype)
+    assert schedule.deviations[-1] <= torch.finfo(dtype).eps / 2
+    assert 1 <= backend.backward_steps_for(n, dtype) <= len(schedule.steps)
+
+
+@pytest.mark.parametrize("n", [3, 12, 100])
+def test_float64_root_at_sizes_that_used_to_crash(n: int) -> None:
+    A = make_spd(n, 1e3, batch=(2,), dtype=torch.float64)
+    fwd, grad = measure_errors("accurate", A, dtype=torch.float64)
+    assert fwd.max() < 1e-12 and grad.max() < 1e-10, (fwd, grad)
+    fwd, grad = measure_errors("accurate", A, inverse=True, dtype=torch.float64)
+    assert fwd.max() < 1e-12 and grad.max() < 1e-10, (fwd, grad)
+
+
+def test_narrow_interval_gives_newton_schulz_quintic() -> None:
+    coeffs, q_min, q_max = minimax_odd_quintic(1 - 1e-12, 1 + 1e-12)
+    assert coeffs == pytest.approx(NEWTON_SCHULZ_QUINTIC, rel=1e-6)
+    assert q_min <= 1.0 <= q_max
+
+
+def test_gradient_uses_the_symmetric_part_of_the_upstream_gradient() -> None:
+    """Documented convention: only sym(G) reaches the input; for a symmetric parametrisation
+    of A the gradient matches eigh's exactly, whatever the skew part of G."""
+    X = torch.randn(2, 10, 12, dtype=torch.float64, requires_grad=True)
+    G = torch.randn(2, 10, 10, dtype=torch.float64)  # not symmetric
+    grads = []
+    for name in ("accurate", "eigh"):
+        (grad,) = torch.autograd.grad((sl.sqrtm(X @ X.mT / 12, backend=name) * G).sum(), X)
+        grads.append(grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-8, atol=1e-10)
+    A = make_spd(6, 10.0, dtype=torch.float64).requires_grad_()
+    (grad,) = torch.autograd.grad((sl.sqrtm(A, backend="accurate") * G[0, :6, :6]).sum(), A)
+    torch.testing.assert_close(grad, grad.mT)
+
+
+def test_impl_auto_picks_the_fused_kernel_only_where_it_applies() -> None:
+    assert choose_impl("auto", "cuda", 64, torch.float32, triton_ok=True) == "triton"
+    assert choose_impl("auto", "cuda", 1, torch.float32, triton_ok=True) == "triton"
+    assert choose_impl("auto", "cuda", 65, torch.float32, triton_ok=True) == "torch"
+    assert choose_impl("auto", "cuda", 64, torch.float64, triton_ok=True) == "torch"
+    assert choose_impl("auto", "cuda", 64, torch.float32, triton_ok=False) == "torch"
+    assert choose_impl("auto", "cpu", 64, torch.float32, triton_ok=True) == "torch"
+    assert choose_impl("torch", "cuda", 64, torch.float32, triton_ok=True) == "torch"
+    assert choose_impl("triton", "cpu", 200, torch.float64, triton_ok=False) == "triton"
+    assert sl.get_backend("accurate").resolved_impl(torch.eye(4)) == "torch"  # a CPU tensor
+
+
 def test_bad_options() -> None:
-    with pytest.raises(ValueError, match="kappa must be a number >= 1, got 0.5"):
+    with pytest.raises(ValueError, match="kappa must be a finite number >= 1, got 0.5"):
         sl.get_backend("accurate", kappa=0.5)
+    with pytest.raises(ValueError, match="kappa must be a finite number >= 1, got inf"):
+        sl.get_backend("accurate", kappa=float("inf"))
+    with pytest.raises(ValueError, match=r"impl must be one of \['auto', 'torch', 'triton'\], got 'cuda'"):
+        sl.get_backend("accurate", impl="cuda")
+    with pytest.raises(ValueError, match=r"precision must be one of \['ieee', 'tf32x3'\], got 'tf32'"):
+        sl.get_backend("accurate", precision="tf32")
     with pytest.raises(ValueError, match=r"tol must be a float in \(0, 1\) or None, got 2"):
         sl.get_backend("accurate", tol=2)
