@@ -4,6 +4,7 @@ their cross-rank synchronisation."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from copy import deepcopy
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -158,7 +159,7 @@ def _zca_from_batchnorm(bn: _BatchNorm, name: str, zca_kwargs: dict[str, Any]) -
     return zca
 
 
-def _probe_input(bn: _BatchNorm, reference: Tensor) -> Tensor | None:
+def _probe_input(bn: _BatchNorm, reference: Tensor, gen: torch.Generator) -> Tensor | None:
     """A small batch of the rank ``bn`` accepts (tried in order 4, 2, 3, 5), or ``None``."""
     for rank in (4, 2, 3, 5):
         shape = (3, bn.num_features) + (2,) * (rank - 2)
@@ -166,35 +167,38 @@ def _probe_input(bn: _BatchNorm, reference: Tensor) -> Tensor | None:
             bn._check_input_dim(torch.empty(shape, device="meta"))
         except ValueError:
             continue
-        gen = torch.Generator().manual_seed(0)
         return torch.randn(shape, generator=gen).to(device=reference.device, dtype=reference.dtype)
     return None
 
 
 def _is_norm_then(bn: _BatchNorm, after: dict[str, nn.Module]) -> bool:
-    """Whether ``bn``'s forward computes batch norm followed by the modules ``after`` in order,
-    judged in eval mode (running statistics, no dropout) on a probe batch; modes are restored."""
-    reference = next(iter(bn.parameters(recurse=False)), bn.running_mean)
-    if reference is None:
-        reference = torch.empty(0)
+    """Whether ``bn``'s forward computes batch norm followed by the modules ``after`` in order.
+
+    Judged in eval mode (running statistics, no dropout) on a probe batch, with a copy of ``bn``
+    given random statistics and affine parameters: a freshly initialised BatchNorm is the
+    identity, which would hide where in the forward it is applied.
+    """
+    state = [t for t in (*bn.parameters(recurse=False), *bn.buffers(recurse=False)) if t.is_floating_point()]
+    reference = state[0] if state else torch.empty(0)
     if reference.device.type == "meta":
         return not after  # nothing to compute with: only a plain layer is accepted
-    x = _probe_input(bn, reference)
+    gen = torch.Generator().manual_seed(0)
+    x = _probe_input(bn, reference, gen)
     if x is None:
         return False
-    modes = [(m, m.training) for m in bn.modules()]
-    bn.eval()
     try:
+        copy = deepcopy(bn).eval()
         with torch.no_grad():
-            expected = bn.forward(x.clone())
-            composed = _BatchNorm.forward(bn, x.clone())
-            for child in after.values():
-                composed = child(composed)
+            for name, low, high in (("running_mean", -1, 1), ("running_var", 0.5, 2), ("weight", -2, 2), ("bias", -1, 1)):
+                tensor = getattr(copy, name)
+                if tensor is not None:
+                    tensor.copy_(torch.rand(tensor.shape, generator=gen) * (high - low) + low)
+            expected = copy.forward(x.clone())
+            composed = _BatchNorm.forward(copy, x.clone())
+            for name in after:
+                composed = copy.get_submodule(name)(composed)
     except Exception:  # any failure of the probe means the layout is not the one assumed
         return False
-    finally:
-        for m, mode in modes:
-            m.training = mode
     return expected.shape == composed.shape and torch.allclose(expected, composed, rtol=1e-5, atol=1e-6)
 
 

@@ -1,4 +1,4 @@
-"""ZCABatchNorm: whitening, running statistics, gradients, state_dict, conversion, autocast.
+"""ZCABatchNorm: whitening, running statistics, gradients, state_dict, autocast.
 
 Reference: a plain float64 implementation with ``torch.linalg.eigh`` autograd (no sqrtlayers),
 on data whose group covariances are well conditioned (singular values of the mixing 1..3,
@@ -10,10 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from torchvision.models import resnet18
 
 import sqrtlayers as sl
-from sqrtlayers.layers import ZCABatchNorm, convert_zca_batchnorm, set_zca_sync, zca_batch_norm
+from sqrtlayers.layers import ZCABatchNorm, zca_batch_norm
 
 # Per backend, float32, on the data below: (max |cov(y) - I| within a group, relative error of
 # the output, relative error of the input gradient), both errors against the float64 reference.
@@ -391,85 +390,6 @@ def test_autocast_region_gives_finite_output_and_gradients() -> None:
     torch.testing.assert_close(y.detach(), expected, rtol=0, atol=0)
     y.float().square().mean().backward()
     assert torch.isfinite(y).all() and torch.isfinite(x.grad).all() and torch.isfinite(bn.weight.grad).all()
-
-
-# -- conversion ----------------------------------------------------------------------------------
-
-
-def count(model: nn.Module, kind: type) -> int:
-    return sum(isinstance(m, kind) for m in model.modules())
-
-
-def test_convert_first_batchnorm_of_resnet18() -> None:
-    model = resnet18(num_classes=10)
-    old = model.bn1
-    with torch.no_grad():
-        old.running_mean.uniform_(-1, 1)
-    model = convert_zca_batchnorm(model, first_only=True, group_size=16)
-    assert isinstance(model.bn1, ZCABatchNorm) and model.bn1.group_size == 16
-    assert count(model, ZCABatchNorm) == 1 and count(model, nn.BatchNorm2d) == 19
-    assert model.bn1.weight is old.weight and model.bn1.bias is old.bias
-    torch.testing.assert_close(model.bn1.running_mean, old.running_mean)
-
-    x = torch.randn(4, 3, 32, 32)
-    loss = model(x).logsumexp(-1).mean()
-    loss.backward()
-    assert torch.isfinite(loss) and model.bn1.weight.grad.abs().sum() > 0 and model.conv1.weight.grad.abs().sum() > 0
-
-    again = convert_zca_batchnorm(resnet18(num_classes=10), first_only=True, group_size=16)
-    again.load_state_dict(model.state_dict())
-    model.eval(), again.eval()
-    torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
-
-
-def test_convert_all_keeps_eval_behaviour_of_trained_batchnorms() -> None:
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8, eps=1e-3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(4))
-    model(torch.randn(2, 3, 6, 6))
-    with torch.no_grad():
-        model[1].weight.uniform_(0.5, 1.5)
-    for _ in range(3):
-        model(torch.randn(16, 3, 6, 6))
-    model.eval()
-    x = torch.randn(4, 3, 6, 6)
-    before = model(x)
-    converted = convert_zca_batchnorm(model, group_size=4, backend="eigh")
-    assert isinstance(converted[1], ZCABatchNorm) and not converted[1].training
-    assert converted[1].eps == 1e-3 and int(converted[1].num_batches_tracked) == 4
-    torch.testing.assert_close(converted(x), before, rtol=1e-5, atol=1e-5)
-
-
-def test_convert_chooses_layers_by_predicate_and_forwards_options() -> None:
-    model = convert_zca_batchnorm(
-        resnet18(num_classes=10), predicate=lambda name, _: name.startswith("layer1."), backend="eigh", sync_stats=True
-    )
-    converted = [name for name, m in model.named_modules() if isinstance(m, ZCABatchNorm)]
-    assert converted == ["layer1.0.bn1", "layer1.0.bn2", "layer1.1.bn1", "layer1.1.bn2"]
-    assert all(m.backend.name == "eigh" and m.sync_stats for m in model.modules() if isinstance(m, ZCABatchNorm))
-    everything = convert_zca_batchnorm(resnet18(num_classes=10))
-    assert count(everything, ZCABatchNorm) == 20 and count(everything, nn.BatchNorm2d) == 0
-    assert isinstance(convert_zca_batchnorm(nn.BatchNorm1d(3)), ZCABatchNorm)
-    with pytest.raises(TypeError, match=r"unexpected keyword\(s\) \['affine'\]"):
-        convert_zca_batchnorm(nn.BatchNorm1d(3), affine=False)
-
-
-def test_converted_resnet18_trains_and_round_trips() -> None:
-    model = convert_zca_batchnorm(resnet18(num_classes=10), group_size=16)
-    x, target = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
-    loss = nn.functional.cross_entropy(model(x), target)
-    loss.backward()
-    grads = [m.weight.grad for m in model.modules() if isinstance(m, ZCABatchNorm)]
-    assert torch.isfinite(loss) and all(g is not None and torch.isfinite(g).all() for g in grads)
-    again = convert_zca_batchnorm(resnet18(num_classes=10), group_size=16)
-    again.load_state_dict(model.state_dict())
-    torch.testing.assert_close(again.eval()(x), model.eval()(x), rtol=0, atol=0)
-
-
-def test_set_zca_sync_turns_every_layer_on_and_off() -> None:
-    model = convert_zca_batchnorm(resnet18(num_classes=10))
-    assert set_zca_sync(model) is model
-    assert all(m.sync_stats for m in model.modules() if isinstance(m, ZCABatchNorm))
-    set_zca_sync(model, False)
-    assert not any(m.sync_stats for m in model.modules() if isinstance(m, ZCABatchNorm))
 
 
 def test_sync_stats_without_a_process_group_is_local() -> None:
