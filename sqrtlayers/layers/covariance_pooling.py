@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..backends import SqrtmBackend, resolve_backend
-from ..backends.base import compute_dtype
-from ..backends.normalisation import trace_normalise
+from ..backends import DEFAULT_POOLING_BACKEND, SqrtmBackend, resolve_backend
+from ..dtypes import compute_dtype
 from .gram import scaled_gram
+from .input_checks import check_real_floating
 
 __all__ = ["covariance_pool", "triu_dim", "CovariancePooling"]
 
@@ -16,6 +16,32 @@ __all__ = ["covariance_pool", "triu_dim", "CovariancePooling"]
 def triu_dim(channels: int) -> int:
     """Length ``C (C + 1) / 2`` of the upper triangle of a ``C x C`` matrix, diagonal included."""
     return channels * (channels + 1) // 2
+
+
+def _feature_columns(input: Tensor) -> Tensor:
+    """``(N, C, M)``: the ``M`` feature vectors of each sample as columns, from either layout."""
+    check_real_floating(input, "input")
+    if input.dim() == 4:
+        X = input.flatten(2)
+    elif input.dim() == 3:
+        X = input.mT
+    else:
+        raise ValueError(
+            "input must be (N, C, H, W) feature maps or (N, L, C) tokens, "
+            f"got shape {tuple(input.shape)}"
+        )
+    if X.shape[-2] == 0 or X.shape[-1] == 0:
+        raise ValueError(
+            f"input must have at least one channel and one position, got shape {tuple(input.shape)}"
+        )
+    return X
+
+
+def _trace_normalise(A: Tensor) -> tuple[Tensor, Tensor]:
+    """``(A / tr A, tr A)`` per matrix, ``tr A`` of shape ``(..., 1, 1)`` floored at the dtype's
+    ``tiny``: the features of a sample that are all equal give a zero matrix, not NaN."""
+    trace = A.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None].clamp_min(torch.finfo(A.dtype).tiny)
+    return A / trace, trace
 
 
 def _upper_triangle(Y: Tensor) -> Tensor:
@@ -28,7 +54,7 @@ def _upper_triangle(Y: Tensor) -> Tensor:
 def covariance_pool(
     input: Tensor,
     *,
-    backend: str | SqrtmBackend = "ns",
+    backend: str | SqrtmBackend = DEFAULT_POOLING_BACKEND,
     vectorize: bool = True,
     eps: float = 1e-5,
 ) -> Tensor:
@@ -49,8 +75,9 @@ def covariance_pool(
     Args:
         input: ``(N, C, H, W)`` feature maps or ``(N, L, C)`` tokens; the layout is chosen by
             the number of dims (4: channels first, 3: channels last).
-        backend: square-root backend, a name or a configured backend. Default: ``"ns"``
-            (coupled Newton-Schulz, 5 iterations, as iSQRT-COV).
+        backend: square-root backend, a name or a configured backend. Default:
+            :data:`~sqrtlayers.DEFAULT_POOLING_BACKEND` (``"ns"``, coupled Newton-Schulz with 5
+            iterations, as iSQRT-COV).
         vectorize: return the row-major upper triangle, length ``C (C + 1) / 2`` (see
             :func:`triu_dim`), instead of the ``C x C`` matrix. Default: ``True``.
         eps: ridge relative to the mean variance, so that the square root (and its gradient)
@@ -58,7 +85,12 @@ def covariance_pool(
             the output of ``a * input`` is ``a`` times the output. Default: ``1e-5``.
 
     Returns:
-        ``(N, C (C + 1) / 2)`` or ``(N, C, C)``, in the dtype of ``input``.
+        ``(N, C (C + 1) / 2)`` or ``(N, C, C)``, in the dtype of ``input``; an empty batch
+        (``N = 0``) gives an empty output.
+
+    Raises:
+        TypeError: ``input`` is not a real floating-point tensor (integer, bool, complex).
+        ValueError: ``input`` has neither 3 nor 4 dims, no channel or no position, or ``eps < 0``.
 
     Numerics: float16/bfloat16 (and autocast) are computed in float32. Accuracy is the
     backend's on :math:`A`: ``"eigh"`` exact; ``"ns"`` with 5 iterations is an approximation
@@ -78,14 +110,7 @@ def covariance_pool(
     Reference: Li, Xie, Wang, Gao, "Towards Faster Training of Global Covariance Pooling
     Networks by Iterative Matrix Square Root Normalization", CVPR 2018.
     """
-    if input.dim() == 4:
-        X = input.flatten(2)
-    elif input.dim() == 3:
-        X = input.mT
-    else:
-        raise ValueError(
-            f"expected (N, C, H, W) feature maps or (N, L, C) tokens, got shape {tuple(input.shape)}"
-        )
+    X = _feature_columns(input)
     if not eps >= 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
     channels, positions = X.shape[-2:]
@@ -95,7 +120,7 @@ def covariance_pool(
         Xc = X - X.mean(-1, keepdim=True)
         # The scatter matrix, not the covariance: the 1/M cancels in the trace normalisation and
         # comes back in the post-compensation.
-        normalised, trace = trace_normalise(scaled_gram(Xc))
+        normalised, trace = _trace_normalise(scaled_gram(Xc))
         ridge = torch.eye(channels, dtype=work_dtype, device=input.device) * (eps / channels)
         Y = resolve_backend(backend).sqrtm(normalised + ridge) * (trace / positions).sqrt()
         out = _upper_triangle(Y) if vectorize else Y
@@ -106,7 +131,8 @@ class CovariancePooling(nn.Module):
     r"""Covariance pooling with matrix square-root normalisation; see :func:`covariance_pool`.
 
     Args:
-        backend: square-root backend, a name or a configured backend. Default: ``"ns"``.
+        backend: square-root backend, a name or a configured backend. Default:
+            :data:`~sqrtlayers.DEFAULT_POOLING_BACKEND` (``"ns"``).
         vectorize: output the row-major upper triangle instead of the matrix. Default: ``True``.
         eps: ridge relative to the mean variance. Default: ``1e-5``.
 
@@ -126,7 +152,9 @@ class CovariancePooling(nn.Module):
     Reference: Li et al., CVPR 2018 (iSQRT-COV).
     """
 
-    def __init__(self, *, backend: str | SqrtmBackend = "ns", vectorize: bool = True, eps: float = 1e-5) -> None:
+    def __init__(
+        self, *, backend: str | SqrtmBackend = DEFAULT_POOLING_BACKEND, vectorize: bool = True, eps: float = 1e-5
+    ) -> None:
         super().__init__()
         if not eps >= 0:
             raise ValueError(f"eps must be >= 0, got {eps}")

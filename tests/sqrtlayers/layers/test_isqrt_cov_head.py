@@ -1,4 +1,4 @@
-"""ISqrtCovHead and attach_isqrt_cov_head on torchvision ResNets."""
+"""ISqrtCovHead, and attach_isqrt_cov_head on torchvision ResNets and timm CNNs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from torch import nn
 from torchvision.models import resnet18
 from torchvision.models.resnet import Bottleneck, ResNet
 
-from sqrtlayers.layers import CovariancePooling, ISqrtCovHead, attach_isqrt_cov_head, triu_dim
+from sqrtlayers.layers import CovariancePooling, ISqrtCovHead, ISqrtCovNet, attach_isqrt_cov_head, triu_dim
 
 
 def test_head_structure_and_output() -> None:
@@ -35,7 +35,7 @@ def test_head_computes_reduce_pool_classify() -> None:
 
 
 def test_head_errors_echo_the_value() -> None:
-    with pytest.raises(ValueError, match="reduced_dim must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="reduced_dim must be an int >= 1, got 0"):
         ISqrtCovHead(8, 3, reduced_dim=0)
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1.0"):
         ISqrtCovHead(8, 3, dropout=1.0)
@@ -72,11 +72,78 @@ def test_attach_to_a_bottleneck_resnet_removes_the_last_stride() -> None:
 
 
 def test_attach_errors() -> None:
-    message = r"expected a torchvision ResNet, got Linear without \['layer4', 'avgpool', 'fc'\]"
+    message = r"or a torchvision ResNet, got Linear without \['layer4', 'avgpool', 'fc'\]"
     with pytest.raises(TypeError, match=message):
         attach_isqrt_cov_head(nn.Linear(2, 2), 10)
-    with pytest.raises(ValueError, match="last_stride must be 1 or 2, got 3"):
+    with pytest.raises(ValueError, match="last_stride must be 1, 2 or None, got 3"):
         attach_isqrt_cov_head(resnet18(), 10, last_stride=3)
     model = attach_isqrt_cov_head(resnet18(), 10, reduced_dim=8)
     with pytest.raises(TypeError, match="expected resnet.fc to be nn.Linear"):
         attach_isqrt_cov_head(model, 10)
+
+
+timm = pytest.importorskip("timm")
+
+
+@pytest.mark.parametrize(("name", "channels"), [("resnet18", 512), ("convnext_atto", 320)])
+def test_attach_to_timm_cnns_through_their_interface(name: str, channels: int) -> None:
+    model = attach_isqrt_cov_head(timm.create_model(name, pretrained=False), 10, reduced_dim=8)
+    assert isinstance(model, ISqrtCovNet) and model.head.in_channels == channels
+    seen = []
+    model.head.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    logits = model(torch.randn(2, 3, 64, 64))
+    assert logits.shape == (2, 10) and seen[0].shape == (2, channels, 2, 2)
+    nn.functional.cross_entropy(logits, torch.tensor([1, 2])).backward()
+    # ConvNeXt's head norm stays in use on the unpooled map: nothing is left without a gradient.
+    unused = [key for key, p in model.named_parameters() if p.grad is None]
+    assert unused == [], "every parameter must get a gradient (DDP without find_unused_parameters)"
+
+
+def test_timm_features_are_the_ones_timm_pools() -> None:
+    backbone = timm.create_model("resnet18", pretrained=False).eval()
+    images = torch.randn(2, 3, 64, 64)
+    pooled = backbone.forward_head(backbone.forward_features(images), pre_logits=True)
+    model = attach_isqrt_cov_head(backbone, 10, reduced_dim=8).eval()
+    seen = []
+    model.head.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    model(images)
+    torch.testing.assert_close(seen[0].mean((-2, -1)), pooled)
+
+
+class ChannelsLastTimmStub(nn.Module):
+    """The smallest module with timm's interface whose features are (N, H, W, C), like Swin's."""
+
+    num_features = 6
+    output_fmt = "NHWC"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(3, 6, 1)
+        self.reset_with = None
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).permute(0, 2, 3, 1)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        self.reset_with = (num_classes, global_pool)
+
+
+def test_timm_channels_last_features_reach_the_head_channels_first() -> None:
+    stub = ChannelsLastTimmStub()
+    model = attach_isqrt_cov_head(stub, 3, reduced_dim=None, backend="eigh")
+    assert stub.reset_with == (0, "")
+    images = torch.randn(2, 3, 5, 4)
+    torch.testing.assert_close(model(images), model.head(stub.proj(images)), rtol=0, atol=0)
+
+
+def test_timm_errors_leave_the_model_unchanged() -> None:
+    backbone = timm.create_model("resnet18", pretrained=False)
+    with pytest.raises(ValueError, match="reduced_dim must be an int >= 1, got 0"):
+        attach_isqrt_cov_head(backbone, 10, reduced_dim=0)
+    assert isinstance(backbone.fc, nn.Linear) and backbone.fc.out_features == 1000
+    message = r"last_stride applies to torchvision ResNets, got last_stride=1 for the timm model ResNet"
+    with pytest.raises(ValueError, match=message):
+        attach_isqrt_cov_head(backbone, 10, last_stride=1)

@@ -1,4 +1,4 @@
-"""SecondOrderViTHead and attach_so_vit_head on torchvision's VisionTransformer."""
+"""SecondOrderViTHead, and attach_so_vit_head on torchvision and timm vision transformers."""
 
 from __future__ import annotations
 
@@ -48,13 +48,14 @@ def test_gradients_reach_both_branches(fusion: str) -> None:
 def test_head_errors_echo_the_value() -> None:
     with pytest.raises(ValueError, match=r"fusion must be one of \['sum', 'mean', 'concat'\], got 'max'"):
         SecondOrderViTHead(32, 5, fusion="max")
-    with pytest.raises(ValueError, match="reduced_dim must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="reduced_dim must be an int >= 1, got 0"):
         SecondOrderViTHead(32, 5, reduced_dim=0)
-    head = SecondOrderViTHead(32, 5)
-    with pytest.raises(ValueError, match=r"expected tokens of shape \(N, 1 \+ L, 32\) with L >= 1, got \(2, 1, 32\)"):
-        head(torch.randn(2, 1, 32))
-    with pytest.raises(ValueError, match=r"got \(2, 5, 16\)"):
-        head(torch.randn(2, 5, 16))
+    with pytest.raises(ValueError, match="num_prefix_tokens must be an int >= 1, got 0"):
+        SecondOrderViTHead(32, 5, num_prefix_tokens=0)
+    head = SecondOrderViTHead(32, 5, num_prefix_tokens=2)
+    message = r"tokens must be \(N, 2 \+ L, embed_dim\) with embed_dim=32 and L >= 1, got shape \(2, 2, 32\)"
+    with pytest.raises(ValueError, match=message):
+        head(torch.randn(2, 2, 32))
 
 
 def small_vit(image_size: int = 32, patch_size: int = 8, num_layers: int = 2) -> VisionTransformer:
@@ -93,7 +94,52 @@ def test_attached_model_trains_end_to_end() -> None:
 
 
 def test_attach_errors() -> None:
-    with pytest.raises(TypeError, match="expected a torchvision VisionTransformer, got Linear without"):
+    with pytest.raises(TypeError, match="or a torchvision VisionTransformer, got Linear without"):
         attach_so_vit_head(nn.Linear(2, 2), 10)
-    with pytest.raises(ValueError, match=r"head.embed_dim must equal vit.hidden_dim \(32\), got 16"):
+    with pytest.raises(ValueError, match=r"head.embed_dim must equal the token width of vit \(32\), got 16"):
         SecondOrderViT(small_vit(), SecondOrderViTHead(16, 10))
+    with pytest.raises(ValueError, match=r"head.num_prefix_tokens must equal that of vit \(1\), got 2"):
+        SecondOrderViT(small_vit(), SecondOrderViTHead(32, 10, num_prefix_tokens=2))
+
+
+timm = pytest.importorskip("timm")
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "prefix", "length"),
+    [
+        ("vit_tiny_patch16_224", {"img_size": 32, "patch_size": 4}, 1, 64),
+        ("deit_tiny_patch16_224", {"img_size": 32, "patch_size": 8}, 1, 16),
+        ("vit_tiny_patch16_224", {"img_size": 32, "patch_size": 8, "depth": 2, "reg_tokens": 4}, 5, 16),
+    ],
+    ids=["vit_tiny", "deit_tiny", "vit_tiny_registers"],
+)
+def test_attach_to_timm_vision_transformers(name: str, options: dict, prefix: int, length: int) -> None:
+    vit = timm.create_model(name, pretrained=False, **options).eval()
+    images = torch.randn(2, 3, 32, 32)
+    expected_tokens = vit.forward_features(images)
+    model = attach_so_vit_head(vit, 10, reduced_dim=8)
+    assert model.head.embed_dim == 192 and model.head.num_prefix_tokens == prefix
+    seen = []
+    model.head.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    logits = model(images)
+    assert logits.shape == (2, 10) and seen[0].shape == (2, prefix + length, 192)
+    torch.testing.assert_close(seen[0], expected_tokens, rtol=0, atol=0)
+    nn.functional.cross_entropy(logits, torch.tensor([0, 1])).backward()
+    unused = [key for key, p in model.named_parameters() if p.grad is None]
+    assert unused == [], "every parameter must get a gradient (DDP without find_unused_parameters)"
+
+
+def test_timm_models_it_cannot_serve_are_refused_clearly() -> None:
+    with pytest.raises(TypeError, match="got the timm model ResNet: for a CNN use attach_isqrt_cov_head"):
+        attach_so_vit_head(timm.create_model("resnet18", pretrained=False), 10)
+    no_class_token = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=1, class_token=False, global_pool="avg"
+    )
+    with pytest.raises(ValueError, match="got VisionTransformer built without one"):
+        attach_so_vit_head(no_class_token, 10)
+    distilled = timm.create_model("deit_tiny_distilled_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=1)
+    model = attach_so_vit_head(distilled, 10, reduced_dim=4)
+    message = r"forward_head of VisionTransformerDistilled without pooling returned shape \(2, 192\)"
+    with pytest.raises(ValueError, match=message):
+        model(torch.randn(2, 3, 32, 32))
