@@ -26,7 +26,7 @@ from .accuracy import not_runnable, step_error
 from .constants import (COMPILE, CUDAGRAPH, EAGER, FORWARD_BACKWARD, FORWARD_ONLY, NEEDS_CUDA, OK, SKIPPED,
                         WORKER_COMMAND)
 from .environment import configure_tf32, resolve_dtype, synchronize
-from .methods import method_by_name
+from .methods import BenchMethod, method_by_name
 from .records import TimingRecord, describe_failure
 from .timing import Deadline, build_step, time_step, timing_inputs
 
@@ -69,18 +69,20 @@ class ModeJob:
         return [(op, ph, b, n) for ph in self.phases for b, n in map(tuple, self.shapes) for op in self.ops]
 
 
-def _point(job: ModeJob, key: Key, inputs: tuple[Tensor, Tensor]) -> TimingRecord:
+def _point(job: ModeJob, method: BenchMethod, key: Key, inputs: dict[tuple[int, int], tuple[Tensor, Tensor]],
+           deadline: Deadline) -> TimingRecord:  # fmt: skip
     op, phase, batch, n = key
     record = TimingRecord(job.method, job.mode, *key)
-    method = method_by_name(job.method)
     device = torch.device(job.device)
-    record.status = not_runnable(method, device) or record.status
-    if phase == FORWARD_BACKWARD and not method.differentiable:
+    record.status = SKIPPED if deadline.expired() else not_runnable(method, device) or record.status
+    if record.status == OK and phase == FORWARD_BACKWARD and not method.differentiable:
         record.status = FORWARD_ONLY
     if record.status != OK:
         return record
     try:
-        A, G = inputs
+        if (batch, n) not in inputs:
+            inputs[batch, n] = timing_inputs(batch, n, job.kappa, resolve_dtype(job.dtype), device, job.seed)
+        A, G = inputs[batch, n]
         begin = time.perf_counter()
         step = build_step(job.mode, method.root(op), A, G, phase, dynamic_batch=job.dynamic_batch,
                           compile_backend=job.compile_backend)  # fmt: skip
@@ -102,20 +104,11 @@ def run_job(job: ModeJob, deadline: Deadline | None = None,
             report: Callable[[TimingRecord], object] | None = None) -> list[TimingRecord]:  # fmt: skip
     """Measure every key of ``job`` here; points after ``deadline`` are skipped. ``report`` is
     called with each record as soon as it exists."""
-    device, dtype = torch.device(job.device), resolve_dtype(job.dtype)
-    inputs: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
-    records = []
+    method, inputs, records = method_by_name(job.method), {}, []
     for key in job.keys:
-        if deadline is not None and deadline.expired():
-            record = TimingRecord(job.method, job.mode, *key, status=SKIPPED)
-        else:
-            shape = key[2:]
-            if shape not in inputs:
-                inputs[shape] = timing_inputs(*shape, job.kappa, dtype, device, job.seed)
-            record = _point(job, key, inputs[shape])
-        records.append(record)
+        records.append(_point(job, method, key, inputs, deadline or Deadline(None)))
         if report is not None:
-            report(record)
+            report(records[-1])
     return records
 
 
