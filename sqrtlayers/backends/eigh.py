@@ -7,6 +7,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .base import SqrtmBackend
+from .normalisation import non_finite_marker
 
 __all__ = ["EighBackend", "clamped_eigh"]
 
@@ -17,10 +18,15 @@ def clamped_eigh(A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     Returns ``(s, V, floor)``: ``s`` the square roots of the eigenvalues clamped to ``>= 0``,
     ``V`` the eigenvectors, and ``floor = sqrt(eps) * s_max`` per matrix (shape ``(..., 1)``),
     the size below which a root counts as zero: an eigenvalue below ``eps * lambda_max`` is
-    within the eigensolver's rounding of zero.
+    within the eigensolver's rounding of zero. A matrix with a NaN or Inf entry (in either
+    triangle) gets NaN roots.
     """
-    evals, V = torch.linalg.eigh(A)
-    s = evals.clamp_min(0).sqrt()
+    # LAPACK fails on a matrix full of NaN and eigh reads only one triangle, so a non-finite
+    # matrix is decomposed as zero and its roots are made NaN afterwards: NaN out for that
+    # matrix only, no error and no host sync.
+    marker = non_finite_marker(A)
+    evals, V = torch.linalg.eigh(torch.where(marker == 0, A, 0.0))
+    s = evals.clamp_min(0).sqrt() + marker[..., 0]
     floor = torch.finfo(A.dtype).eps ** 0.5 * s[..., -1:]  # eigh sorts ascending: last is largest
     return s, V, floor
 
@@ -99,8 +105,8 @@ class EighBackend(SqrtmBackend):
 
     Double backward is not supported (raises ``RuntimeError``).
 
-    Only the lower triangle of ``A`` is read (as in :func:`torch.linalg.eigh`); ``svd`` is an
-    alias of this backend.
+    Only the lower triangle of ``A`` is read (as in :func:`torch.linalg.eigh`), except that a NaN
+    or Inf anywhere in a matrix makes its output NaN; ``svd`` is an alias of this backend.
 
     Example:
         >>> import torch, sqrtlayers as sl

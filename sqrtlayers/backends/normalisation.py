@@ -5,7 +5,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["frobenius_norm", "frobenius_normalise", "trace_normalise"]
+__all__ = ["non_finite_marker", "frobenius_norm", "frobenius_normalise", "trace_normalise"]
+
+
+def non_finite_marker(A: Tensor) -> Tensor:
+    """Per matrix, shape ``(..., 1, 1)``: ``0`` when every entry of ``A`` is finite, NaN when some
+    entry is NaN or infinite, without a host sync.
+
+    Adding it to a per-matrix scale makes a non-finite input give NaN, never a finite (or
+    infinite) root: clamping a scale (as :func:`trace_normalise` does) would otherwise turn a
+    ``-inf`` into a small positive number. ``0 * x`` is ``0`` for finite ``x`` and NaN otherwise.
+    """
+    return (A * 0).sum(dim=(-2, -1), keepdim=True)
 
 
 def frobenius_norm(A: Tensor) -> Tensor:
@@ -29,5 +40,5 @@ def frobenius_normalise(A: Tensor) -> tuple[Tensor, Tensor]:
 def trace_normalise(A: Tensor) -> tuple[Tensor, Tensor]:
     """``(A / tr(A), tr(A))``, the iSQRT-COV pre-normalisation; ``tr(A)`` has shape ``(..., 1, 1)``."""
     trace = A.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None]
-    trace = trace.clamp_min(torch.finfo(A.dtype).tiny)
+    trace = trace.clamp_min(torch.finfo(A.dtype).tiny) + non_finite_marker(A)
     return A / trace, trace

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -14,7 +13,6 @@ from .fused import scaled_matmul_add
 __all__ = ["binomial_series", "pade_coefficients", "matrix_polynomial"]
 
 
-@functools.lru_cache(maxsize=None)
 def binomial_series(power: Fraction, degree: int) -> tuple[Fraction, ...]:
     """Taylor coefficients ``c_0..c_degree`` of ``(1 - z)^power`` about ``z = 0``, exactly."""
     coeffs = [Fraction(1)]
@@ -24,7 +22,6 @@ def binomial_series(power: Fraction, degree: int) -> tuple[Fraction, ...]:
     return tuple(coeffs)
 
 
-@functools.lru_cache(maxsize=None)
 def pade_coefficients(power: Fraction, m: int, n: int) -> tuple[tuple[Fraction, ...], tuple[Fraction, ...]]:
     """Numerator ``p_0..p_m`` and denominator ``q_0..q_n`` (``q_0 = 1``) of the ``[m/n]`` Padé
     approximant of ``(1 - z)^power``, exactly, by matching the Taylor series to order ``m + n``.
