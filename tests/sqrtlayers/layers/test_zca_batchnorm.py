@@ -344,6 +344,7 @@ def test_reset_and_repr() -> None:
     ("kwargs", "error", "message"),
     [
         ({"num_features": 0}, ValueError, "num_features must be an int >= 1, got 0"),
+        ({"num_features": 2.0}, TypeError, "num_features must be an int >= 1, got 2.0"),
         ({"num_features": 8, "group_size": 0}, ValueError, "group_size must be >= 1, got 0"),
         ({"num_features": 8, "group_size": 9}, ValueError, r"group_size must be <= num_features \(8\), got 9"),
         ({"num_features": 8, "group_size": 2.0}, TypeError, "group_size must be an int or None, got 2.0"),
@@ -357,13 +358,63 @@ def test_constructor_errors_echo_the_value(kwargs: dict, error: type, message: s
         ZCABatchNorm(**kwargs)
 
 
-def test_input_errors() -> None:
+BAD_INPUTS = [
+    (torch.ones(4, 3, dtype=torch.int64), TypeError, r"input must be a real floating-point tensor .*got dtype torch.int64"),
+    (torch.ones(4, 3, dtype=torch.bool), TypeError, r"real floating-point tensor .*got dtype torch.bool"),
+    (torch.ones(4, 3, dtype=torch.complex64), TypeError, r"real floating-point tensor .*got dtype torch.complex64"),
+    ([[1.0, 2.0, 3.0]] * 4, TypeError, r"input must be a torch.Tensor, got list"),
+    (torch.randn(3), ValueError, r"expected input of shape \(N, C\) or \(N, C, \*\), got shape \(3,\)"),
+    (torch.randn(()), ValueError, r"expected input of shape \(N, C\) or \(N, C, \*\), got shape \(\)"),
+]
+BAD_INPUT_IDS = ["int64", "bool", "complex", "list", "1-D", "0-D"]
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize(("value", "error", "message"), BAD_INPUTS, ids=BAD_INPUT_IDS)
+def test_bad_input_is_refused_at_the_door(value, error: type, message: str, training: bool) -> None:
+    """In both modes and in both forms, before any computation: integer input used to come back
+    truncated in eval mode, and failed deep inside torch in training."""
+    layer = ZCABatchNorm(3, backend="eigh").train(training)
+    with pytest.raises(error, match=message):
+        layer(value)
+    with pytest.raises(error, match=message):
+        zca_batch_norm(value, layer.running_mean, layer.running_whitening, training=training)
+    assert int(layer.num_batches_tracked) == 0  # refused before the step counter moved
+
+
+def test_wrong_channel_count_names_both_shapes() -> None:
     with pytest.raises(ValueError, match=r"expected 4 channels in dim 1, got input of shape \(2, 3, 5\)"):
         ZCABatchNorm(4)(torch.randn(2, 3, 5))
-    with pytest.raises(ValueError, match=r"expected input of shape \(N, C\) or \(N, C, \*\), got shape \(4,\)"):
-        ZCABatchNorm(4)(torch.randn(4))
-    with pytest.raises(ValueError, match=r"running_whitening must have shape \(2, 2, 2\)"):
-        zca_batch_norm(torch.randn(4, 4), torch.zeros(4), torch.eye(4)[None], group_size=2)
+    with pytest.raises(ValueError, match=r"expected 4 channels in dim 1, got input of shape \(2, 5\)"):
+        ZCABatchNorm(4).eval()(torch.randn(2, 5))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"running_mean": torch.zeros(3)}, r"running_mean must have shape \(4,\) for input with 4 channels, got shape \(3,\)"),
+        ({"weight": torch.ones(4, 1)}, r"weight must have shape \(4,\) for input with 4 channels, got shape \(4, 1\)"),
+        ({"bias": torch.zeros(5)}, r"bias must have shape \(4,\) for input with 4 channels, got shape \(5,\)"),
+        ({"running_whitening": torch.eye(4)[None]}, r"running_whitening must have shape \(2, 2, 2\) for 4 channels in groups of 2, got \(1, 4, 4\)"),
+        ({"group_size": 5}, r"group_size must be <= num_features \(4\), got 5"),
+    ],
+    ids=["running_mean", "weight", "bias", "running_whitening", "group_size"],
+)
+def test_functional_form_checks_every_per_channel_argument(kwargs: dict, message: str) -> None:
+    args = {"running_mean": torch.zeros(4), "running_whitening": torch.eye(2).expand(2, 2, 2).clone(), "group_size": 2}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        zca_batch_norm(torch.randn(8, 4), training=True, backend="eigh", **args)
+
+
+def test_functional_eval_without_buffers_says_what_it_needs() -> None:
+    with pytest.raises(ValueError, match="running_mean and running_whitening are required when training=False"):
+        zca_batch_norm(torch.randn(8, 4), None, None, training=False)
+
+
+def test_batch_of_one_fails_in_the_functional_form_too() -> None:
+    with pytest.raises(ValueError, match=r"Expected more than 1 value per channel when training, got input size torch.Size\(\[1, 4\]\)"):
+        zca_batch_norm(torch.randn(1, 4), None, None, training=True)
 
 
 # -- mixed precision -----------------------------------------------------------------------------
