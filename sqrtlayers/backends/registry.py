@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from .base import SqrtmBackend
@@ -68,7 +69,8 @@ def get_backend(name: str, **options: object) -> SqrtmBackend:
 
     Raises:
         ValueError: for an unknown name (the message lists the registered ones) or a bad option.
-        TypeError: for an option the backend does not take.
+        TypeError: for an option the backend does not take (the message names it and lists
+            the accepted ones, read from the factory's signature).
 
     Example:
         >>> import sqrtlayers as sl
@@ -79,11 +81,34 @@ def get_backend(name: str, **options: object) -> SqrtmBackend:
         factory = _REGISTRY[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown backend {name!r}; choose one of {list_backends()}") from None
+    _check_options(name, factory, options)
     backend = factory(**options)
     if not isinstance(backend, SqrtmBackend):
         raise TypeError(f"the factory of {name!r} returned {type(backend).__name__}, not a SqrtmBackend")
     backend.name = name  # the registered name, also for a factory that wraps another backend
     return backend
+
+
+def accepted_options(factory: BackendFactory) -> list[str] | None:
+    """The keyword options ``factory`` takes, from its signature; ``None`` when it takes any."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+
+
+def _check_options(name: str, factory: BackendFactory, options: dict[str, object]) -> None:
+    accepted = accepted_options(factory)
+    if accepted is None:
+        return
+    unknown = [key for key in options if key not in accepted]
+    if unknown:
+        given = ", ".join(f"{key}={options[key]!r}" for key in unknown)
+        takes = f"it accepts {accepted}" if accepted else "it takes no options"
+        raise TypeError(f"backend {name!r} got unexpected option(s) {given}; {takes}")
 
 
 def resolve_backend(backend: str | SqrtmBackend) -> SqrtmBackend:

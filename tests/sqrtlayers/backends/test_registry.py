@@ -73,3 +73,26 @@ def test_pade_newton_solver_matches_lu() -> None:
         lu = fn(A, backend="mpa")
         newton = fn(A, backend=sl.get_backend("mpa", solver="newton"))
         torch.testing.assert_close(newton, lu, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", sl.list_backends())
+def test_unknown_option_is_named_with_the_accepted_ones(name: str) -> None:
+    """Every registered backend: the bad option and the accepted ones (from the signature)."""
+    with pytest.raises(TypeError, match=rf"backend '{name}' got unexpected option\(s\) bogus=1; it (accepts \[.*\]|takes no options)"):
+        sl.get_backend(name, bogus=1)
+
+
+def test_unknown_option_message_lists_the_signature() -> None:
+    with pytest.raises(TypeError) as info:
+        sl.get_backend("mpa-lya", bogus=1)
+    assert str(info.value) == "backend 'mpa-lya' got unexpected option(s) bogus=1; it accepts ['degree', 'lya_iters', 'solver']"
+
+
+def test_factory_taking_any_options_is_not_second_guessed() -> None:
+    sl.register_backend("test-kwargs", lambda **kw: sl.get_backend("ns", **kw))
+    try:
+        assert sl.get_backend("test-kwargs", iters=7).options() == {"iters": 7}
+        with pytest.raises(TypeError, match="backend 'ns' got unexpected option"):
+            sl.get_backend("test-kwargs", bogus=1)
+    finally:
+        sl.unregister_backend("test-kwargs")
