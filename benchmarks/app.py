@@ -105,7 +105,7 @@ def run_app(s: AppSettings) -> Results:
     device = resolve_device(s.device)
     configure_tf32(s.tf32)
     results = Results(
-        meta=describe_environment(device, torch.float32, s.tf32) | {"config": {k: str(v) for k, v in vars(s).items()}},
+        meta=describe_environment(device, torch.float32, s.tf32) | {"config": dict(vars(s))},
         notes=[f"Training step = forward, loss, backward and an SGD update on a fixed random batch (ResNet-18 from "
                f"torchvision, no weights; the bare layer with a fixed upstream gradient); median of up to {s.repeats} "
                f"steps after up to {s.warmup} warm-up steps (each capped at {s.max_seconds:g} s)."],
@@ -114,7 +114,8 @@ def run_app(s: AppSettings) -> Results:
     bar = Progress(len(rows), s.progress)
     for scenario, variant, backend, build in rows:
         x, target = _inputs(s, scenario, device)
-        r = AppRecord(scenario, variant, backend, "×".join(map(str, x.shape)), status=SKIPPED if deadline.expired() else OK)
+        r = AppRecord(scenario, variant, backend, "×".join(map(str, x.shape)))
+        r.status = SKIPPED if deadline.expired() else OK
         try:
             if r.status == OK:
                 torch.manual_seed(s.seed)

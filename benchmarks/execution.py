@@ -18,11 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from .accuracy import not_runnable, step_error
+from sqrtlayers.reference import relative_error
+
+from .accuracy import exact_step, not_runnable
 from .constants import (COMPILE, CUDAGRAPH, EAGER, FORWARD_BACKWARD, FORWARD_ONLY, NEEDS_CUDA, OK, SKIPPED,
                         WORKER_COMMAND)
 from .environment import configure_tf32, resolve_dtype, synchronize
@@ -69,8 +72,8 @@ class ModeJob:
         return [(op, ph, b, n) for ph in self.phases for b, n in map(tuple, self.shapes) for op in self.ops]
 
 
-def _point(job: ModeJob, method: BenchMethod, key: Key, inputs: dict[tuple[int, int], tuple[Tensor, Tensor]],
-           deadline: Deadline) -> TimingRecord:  # fmt: skip
+def _point(job: ModeJob, method: BenchMethod, key: Key, inputs: dict[tuple, Any], deadline: Deadline) -> TimingRecord:
+    """One timed point; ``inputs`` caches the inputs of each shape and their exact results."""
     op, phase, batch, n = key
     record = TimingRecord(job.method, job.mode, *key)
     device = torch.device(job.device)
@@ -92,7 +95,10 @@ def _point(job: ModeJob, method: BenchMethod, key: Key, inputs: dict[tuple[int, 
         timing = time_step(step, device, warmup=job.warmup, repeats=job.repeats, max_seconds=job.max_seconds)
         record.median_ms, record.min_ms, record.repeats = timing.median_ms, timing.min_ms, timing.repeats
         if [batch, n] in [list(s) for s in job.checked]:
-            record.check_error = step_error(out if job.mode == EAGER else step(), A, G, phase, op == "inv")
+            if key not in inputs:
+                inputs[key] = exact_step(A, G, phase, op == "inv")
+            output = (out if job.mode == EAGER else step()).detach().cpu()
+            record.check_error = float(relative_error(output, inputs[key]).median())
     except Exception as exc:  # an out-of-memory or an unsupported shape is a table entry
         record.status = describe_failure(exc)
         if device.type == "cuda":

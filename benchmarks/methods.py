@@ -75,12 +75,16 @@ class BenchMethod:
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, object]]:
-    """``"mpa-lya[solver=newton;lya_iters=4]"`` -> ``("mpa-lya", {"solver": "newton", "lya_iters": 4})``.
+    """A method spec as a registered name and the options to build it with.
 
     Values are Python literals where they parse as one, strings otherwise.
 
     Raises:
         ValueError: for a malformed spec.
+
+    Example:
+        >>> parse_spec("mpa-lya[solver=newton;lya_iters=4]")
+        ('mpa-lya', {'solver': 'newton', 'lya_iters': 4})
     """
     match = _SPEC.match(spec.strip())
     if match is None:

@@ -33,7 +33,8 @@ def _axes(ax, xlabel: str, ylabel: str, title: str, base: float = 10) -> None:
 def _plot_time(results: Results, vary: str, fixed: str, fixed_value: int, path: Path) -> Path | None:
     lines: dict[str, list[tuple[int, float]]] = {}
     for r in results.timing:
-        if (r.mode, r.op, r.phase, r.status) == (EAGER, "sqrt", FORWARD_BACKWARD, OK) and getattr(r, fixed) == fixed_value:
+        wanted = (r.mode, r.op, r.phase, r.status) == (EAGER, "sqrt", FORWARD_BACKWARD, OK)
+        if wanted and getattr(r, fixed) == fixed_value:
             lines.setdefault(r.method, []).append((getattr(r, vary), r.median_ms))
     lines = {m: sorted(points) for m, points in lines.items() if len(points) > 1}
     if not lines:

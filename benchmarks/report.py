@@ -79,8 +79,12 @@ def _accuracy_table(results: Results, op: str) -> str:
     condition = {r.case: r.condition_median for r in records}
     headers = ["method"] + [c if c.startswith("κ") else f"{c} (κ≈{short_power(condition[c])})" for c in cases]
     index = {(r.method, r.case): r for r in records}
-    cell = lambda r: f"{_error(r.forward_error)} / {_error(r.gradient_error)}" if r.status == OK else r.status  # noqa: E731
-    return markdown_table(headers, [[m] + [cell(index[(m, c)]) for c in cases] for m in _unique(r.method for r in records)])
+
+    def cell(r) -> str:
+        return f"{_error(r.forward_error)} / {_error(r.gradient_error)}" if r.status == OK else r.status
+
+    methods = _unique(r.method for r in records)
+    return markdown_table(headers, [[m] + [cell(index[(m, c)]) for c in cases] for m in methods])
 
 
 def _agreement_table(results: Results) -> str:
@@ -124,10 +128,9 @@ def study_markdown(results: Results) -> str:
         parts += ["", "## Side by side: every method and mode at each shape", "", _side_by_side_table(results, shapes)]
     if results.agreement:
         parts += ["", "## Agreement: largest relative difference over the batch", "", _agreement_table(results)]
-    for sweep, fixed, shapes in (
-        ("batch sweep", f"n = {config.get('sweep_size')}", [(b, config.get("sweep_size")) for b in config.get("batches", [])]),
-        ("size sweep", f"batch {config.get('sweep_batch')}", [(config.get("sweep_batch"), n) for n in config.get("sizes", [])]),
-    ):  # fmt: skip
+    size, batch = config.get("sweep_size"), config.get("sweep_batch")
+    for sweep, fixed, shapes in (("batch sweep", f"n = {size}", [(b, size) for b in config.get("batches", [])]),
+                                 ("size sweep", f"batch {batch}", [(batch, n) for n in config.get("sizes", [])])):
         for op in _unique(r.op for r in results.timing) if shapes else []:
             for phase in PHASES:
                 parts += ["", f"## {phase.capitalize()} time of {OP_LABELS[op]}, {sweep} ({fixed}): ms (× eigh)", "",
@@ -135,7 +138,8 @@ def study_markdown(results: Results) -> str:
     for op in OPS if results.accuracy else []:
         r = results.accuracy[0]
         parts += ["", f"## Accuracy of {OP_LABELS[op]}: median relative error, forward / gradient "
-                  f"({results.meta.get('dtype')}, n = {r.n}, {r.batch} matrices)", "", _accuracy_table(results, op)]  # fmt: skip
+                  f"({results.meta.get('dtype')}, n = {r.n}, {r.batch} matrices)", "",
+                  _accuracy_table(results, op)]  # fmt: skip
     what = "saved for backward / CUDA peak" if any(r.cuda_peak_bytes for r in results.memory) else "saved for backward"
     for op in _unique(r.op for r in results.memory):
         parts += ["", f"## Memory of forward+backward of {OP_LABELS[op]}: {what}", "", _memory_table(results, op)]

@@ -44,7 +44,8 @@ class CommonSettings:
         "plus the baselines this machine has)")  # fmt: skip
     repeats: int = setting(10, "timed calls per point; the median is reported", minimum=1)
     warmup: int = setting(3, "untimed calls before timing", minimum=0)
-    max_seconds: float = setting(5.0, "cap on the wall time of the warm-up, and of the repeats, of one point", minimum=0)
+    max_seconds: float = setting(
+        5.0, "cap on the wall time of the warm-up, and of the repeats, of one point", minimum=0)
     tf32: bool = setting(False, "allow TF32 matmuls and convolutions (default: off)")
     seed: int = setting(0, "seed of every random input")
     time_budget: float | None = setting(
@@ -136,7 +137,12 @@ APP_PRESETS: dict[str, dict[str, Any]] = {
 
 
 def split_list(text: str) -> list[str]:
-    """``"a,b[x=1;y=2],c"`` -> ``["a", "b[x=1;y=2]", "c"]``: commas inside brackets stay."""
+    """Split a comma-separated command-line list; commas inside brackets stay.
+
+    Example:
+        >>> split_list("eigh, accurate[impl=triton],ns[iters=(7)]")
+        ['eigh', 'accurate[impl=triton]', 'ns[iters=(7)]']
+    """
     return [item.strip() for item in re.split(r",(?![^\[]*\])", text) if item.strip()]
 
 
@@ -176,7 +182,8 @@ def _parser_for(hint: Any, meta: dict[str, Any], name: str) -> dict[str, Any]:
         try:
             return [one(part) for part in split_list(text)]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"--{name}: expected a comma-separated list of {what}, got {text!r}") from None
+            message = f"--{name}: expected a comma-separated list of {what}, got {text!r}"
+            raise argparse.ArgumentTypeError(message) from None
 
     return {"type": parse_list}
 
@@ -188,8 +195,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, presets: dict[str,
     for f in fields(cls):
         flag = f.name.replace("_", "-")
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        parser.add_argument(f"--{flag}", dest=f.name, default=argparse.SUPPRESS,
-                            help=f.metadata["help"] + ("" if default is None or isinstance(default, bool) else f" (full: {default})"),
+        shown = "" if default is None or isinstance(default, bool) else f" (full: {default})"
+        parser.add_argument(f"--{flag}", dest=f.name, default=argparse.SUPPRESS, help=f.metadata["help"] + shown,
                             **_parser_for(hints[f.name], f.metadata, flag))  # fmt: skip
 
 
@@ -201,10 +208,14 @@ def from_arguments(cls: type, args: argparse.Namespace, presets: dict[str, dict[
 
 # ``modes`` entries name a mode, optionally ``:METHOD``; check the mode part at parse time too.
 def mode_entry(text: str) -> tuple[str, str | None]:
-    """``"compile:accurate"`` -> ``("compile", "accurate")``; ``"cudagraph"`` -> ``("cudagraph", None)``.
+    """A ``modes`` entry as (mode, method or ``None`` for every iterative method).
 
     Raises:
         ValueError: for a mode that is not one of the non-eager modes.
+
+    Example:
+        >>> mode_entry("compile:accurate"), mode_entry("cudagraph")
+        (('compile', 'accurate'), ('cudagraph', None))
     """
     mode, _, method = text.partition(":")
     if mode not in MODES or mode == EAGER:

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import torch
 
 from .accuracy import accuracy_cases, measure_accuracy, measure_agreement, not_runnable
-from .constants import (CUPY_EIGH, CUDAGRAPH, MATRIX_SQRTH, EAGER, FORWARD_BACKWARD, FORWARD_ONLY, MIN_WORKER_SECONDS, OK, PHASES,
-                        REFERENCE, SKIPPED)  # fmt: skip
+from .constants import (CUDAGRAPH, CUPY_EIGH, EAGER, FORWARD_BACKWARD, FORWARD_ONLY, MATRIX_SQRTH,
+                        MIN_WORKER_SECONDS, OK, PHASES, REFERENCE, SKIPPED)  # fmt: skip
 from .environment import configure_tf32, describe_environment, resolve_device, resolve_dtype
 from .execution import ModeJob, run_isolated, run_job
 from .memory import cuda_peak_bytes, saved_tensor_bytes
@@ -40,7 +40,8 @@ def _mode_jobs(s: StudySettings, methods: list[BenchMethod]) -> list[tuple[str, 
 
 
 def _job(s: StudySettings, method: str, mode: str, shapes: list[Shape], phases: list[str]) -> ModeJob:
-    return ModeJob(method=method, mode=mode, shapes=shapes, ops=s.ops, phases=phases, device=str(resolve_device(s.device)),
+    device = str(resolve_device(s.device))
+    return ModeJob(method=method, mode=mode, shapes=shapes, ops=s.ops, phases=phases, device=device,
                    dtype=s.dtype, tf32=s.tf32, warmup=s.warmup, repeats=s.repeats, max_seconds=s.max_seconds,
                    kappa=s.timing_kappa, seed=s.seed, dynamic_batch=s.compile_dynamic,
                    compile_backend=s.compile_backend, threads=torch.get_num_threads(),
@@ -67,7 +68,7 @@ def _notes(s: StudySettings, device: torch.device, methods: list[BenchMethod]) -
         peak = ", and the CUDA allocator's peak above what was allocated before" if device.type == "cuda" else ""
         notes.append(f"Memory: bytes of the distinct storages saved for backward{peak}.")
     if s.modes:
-        dynamic = "a dynamic batch dimension" if s.compile_dynamic else "static shapes (one compile per shape and phase)"
+        dynamic = "a dynamic batch" if s.compile_dynamic else "static shapes (one compile per shape and phase)"
         notes.append(f"compile: torch.compile(fullgraph=True, backend={s.compile_backend!r}), {dynamic}; "
                      "cudagraph: one capture per point, replayed; setup time is not in the times.")  # fmt: skip
     if s.time_budget is not None:
@@ -113,8 +114,8 @@ def run_study(s: StudySettings, *, checkpoint: Callable[[Results], None] | None 
     deadline = Deadline(s.time_budget)
     methods = select_methods(s.backends, device)
     jobs = _mode_jobs(s, methods)
-    config = {k: (str(v) if k == "out" else v) for k, v in vars(s).items()}
-    results = Results(meta=describe_environment(device, dtype, s.tf32) | {"config": config}, notes=_notes(s, device, methods))
+    meta = describe_environment(device, dtype, s.tf32) | {"config": dict(vars(s))}
+    results = Results(meta=meta, notes=_notes(s, device, methods))
     save = checkpoint or (lambda _: None)
     cases = accuracy_cases(s.kappas, s.cov_samples, s.cov_eps)
     bar = Progress(len(cases) + len(methods) + len(jobs) + len(s.agreement), s.progress)

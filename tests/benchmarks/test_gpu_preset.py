@@ -64,5 +64,6 @@ def test_accurate_is_timed_eager_and_compiled_with_its_accuracy(dry_run: tuple[d
         if r["method"] == "accurate":  # float32 at κ = 1e4: forward <= 1e-5, gradient <= 1e-4
             assert r["check_error"] < (1e-5 if r["phase"] == "forward" else 1e-4), r
     accuracy = {(r["method"], r["op"]): r for r in data["accuracy"]}
-    assert accuracy["accurate", "sqrt"]["forward_error"] < 1e-5 and accuracy["accurate", "sqrt"]["gradient_error"] < 1e-4
+    root = accuracy["accurate", "sqrt"]
+    assert root["forward_error"] < 1e-5 and root["gradient_error"] < 1e-4, root
     assert accuracy["accurate", "inv"]["case"] == "κ=1e4"

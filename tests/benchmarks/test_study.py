@@ -19,7 +19,8 @@ from benchmarks.records import TimingRecord, attach_ratios
 # The quick preset, shrunk further: two backends, tiny shapes.
 TINY = ["--preset", "quick", "--backends", "eigh,ns", "--batches", "1,3", "--sizes", "8,16", "--sweep-size", "16",
         "--sweep-batch", "3", "--shapes", "3x16", "--kappas", "1e1,1e3", "--cov-samples", "64",
-        "--accuracy-size", "16", "--accuracy-batch", "2", "--repeats", "2", "--warmup", "1", "--no-progress"]  # fmt: skip
+        "--accuracy-size", "16", "--accuracy-batch", "2", "--repeats", "2", "--warmup", "1",
+        "--no-progress"]  # fmt: skip
 
 
 def _run(argv: list[str]) -> str:
