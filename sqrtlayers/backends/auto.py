@@ -17,7 +17,7 @@ KAPPAS = (1e1, 1e2, 1e3, 1e4, 1e6)
 # log-spaced spectrum, median over 8 matrices, per kappa above; measured with
 # ``sqrtlayers.reference.measure_errors`` (see docs/BENCHMARKS.md for the full table).
 MEASURED_ERRORS: dict[str, tuple[float, ...]] = {
-    "accurate": (3.6e-6, 4.6e-6, 6.3e-6, 4.1e-5, 3.1e-3),
+    "accurate": (1.2e-5, 1.0e-5, 1.0e-5, 4.3e-5, 3.8e-3),
     "eigh": (1.5e-6, 4.3e-6, 2.4e-5, 1.7e-4, 9.8e-2),
     "mpa-lya": (5.5e-2, 5.7e-1, 9.5e-1, 1.0, 1.0),
     "ns-lya": (4.4e-1, 8.2e-1, 9.8e-1, 1.0, 1.0),
@@ -26,7 +26,7 @@ MEASURED_ERRORS: dict[str, tuple[float, ...]] = {
 
 # Fastest first, per device type, from the benchmark study. On CPUs LAPACK's eigh beats every
 # matrix-product method we have at every size we measured (it costs about as much as 30 batched
-# products, and eigh-class accuracy takes ~100), so eigh leads. On GPUs a batched eigh is slow
+# products, and eigh-class accuracy takes ~80), so eigh leads. On GPUs a batched eigh is slow
 # (tens of ms for 64 x 64x64 with torch) while products are cheap: the fewest products lead.
 SPEED_ORDER: dict[str, tuple[str, ...]] = {
     "cpu": ("eigh", "mpa-lya", "accurate", "ns-lya", "mtp-lya"),
