@@ -120,8 +120,8 @@ def run_app(s: AppSettings) -> Results:
             if r.status == OK:
                 torch.manual_seed(s.seed)
                 step = _training_step(build().to(device).train(), x, target, scenario == "layer")
-                timing = time_step(step, device, warmup=s.warmup, repeats=s.repeats, max_seconds=s.max_seconds)
-                r.median_ms, r.min_ms, r.repeats = timing.median_ms, timing.min_ms, timing.repeats
+                r.median_ms, r.min_ms, r.repeats = time_step(
+                    step, device, warmup=s.warmup, repeats=s.repeats, max_seconds=s.max_seconds)
         except Exception as exc:  # a layer that fails is a table row
             r.status = describe_failure(exc)
         if backend is None and r.status == OK:

@@ -92,8 +92,8 @@ def _point(job: ModeJob, method: BenchMethod, key: Key, inputs: dict[tuple, Any]
         out = step()  # compiles, or checks that the first replay runs
         synchronize(device)
         record.setup_s = time.perf_counter() - begin if job.mode != EAGER else None
-        timing = time_step(step, device, warmup=job.warmup, repeats=job.repeats, max_seconds=job.max_seconds)
-        record.median_ms, record.min_ms, record.repeats = timing.median_ms, timing.min_ms, timing.repeats
+        record.median_ms, record.min_ms, record.repeats = time_step(
+            step, device, warmup=job.warmup, repeats=job.repeats, max_seconds=job.max_seconds)
         if [batch, n] in [list(s) for s in job.checked]:
             if key not in inputs:
                 inputs[key] = exact_step(A, G, phase, op == "inv")

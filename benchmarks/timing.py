@@ -18,7 +18,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -28,7 +27,7 @@ from sqrtlayers.reference import make_spd
 from .constants import COMPILE, CUDAGRAPH, EAGER, FORWARD, FORWARD_BACKWARD, MODES
 from .environment import synchronize
 
-__all__ = ["Deadline", "Progress", "Timing", "time_step", "Step", "build_step", "timing_inputs",
+__all__ = ["Deadline", "Progress", "time_step", "Step", "build_step", "timing_inputs",
            "symmetric_upstream_gradient"]  # fmt: skip
 
 RootFn = Callable[[Tensor], Tensor]
@@ -63,15 +62,6 @@ class Progress:
             print(f"[{self.done}/{self.total}] {what}", file=sys.stderr, flush=True)
 
 
-@dataclass(frozen=True)
-class Timing:
-    """Summary of the timed calls, in milliseconds."""
-
-    median_ms: float
-    min_ms: float
-    repeats: int
-
-
 def _time_once(step: Step, device: torch.device) -> float:
     synchronize(device)
     if device.type == "cuda":
@@ -86,8 +76,10 @@ def _time_once(step: Step, device: torch.device) -> float:
     return (time.perf_counter() - begin) * 1e3
 
 
-def time_step(step: Step, device: torch.device, *, warmup: int, repeats: int, max_seconds: float = math.inf) -> Timing:
-    """Run ``step`` ``warmup`` times untimed, then time up to ``repeats`` calls (at least one).
+def time_step(step: Step, device: torch.device, *, warmup: int, repeats: int,
+              max_seconds: float = math.inf) -> tuple[float, float, int]:  # fmt: skip
+    """Run ``step`` ``warmup`` times untimed, then time up to ``repeats`` calls (at least one);
+    returns the median and the minimum in milliseconds, and the number of timed calls.
 
     ``max_seconds`` caps the warm-up, and then the repeats, each on its own deadline (the call
     that crosses it still finishes): a grid with very slow points stays inside a time budget.
@@ -104,7 +96,7 @@ def time_step(step: Step, device: torch.device, *, warmup: int, repeats: int, ma
         times.append(_time_once(step, device))
         if deadline.expired():
             break
-    return Timing(median_ms=statistics.median(times), min_ms=min(times), repeats=len(times))
+    return statistics.median(times), min(times), len(times)
 
 
 def symmetric_upstream_gradient(shape: torch.Size | tuple[int, ...], dtype: torch.dtype, device: torch.device,
