@@ -1,0 +1,392 @@
+r"""The ``accurate`` method as one fused Triton kernel per direction: the whole iteration on chip.
+
+:mod:`sqrtlayers.backends.accurate` runs the minimax coupled iteration as batched products, one
+kernel launch per product (about 30 forward and 70 backward at the defaults). For the small
+matrices of covariance pooling and ZCA whitening each launch does little work, so the eager path
+is bound by launch latency. Here one *program* (one thread block) owns one matrix and runs every
+step of the iteration with the matrices held on chip; the batch is the grid.
+
+Layout:
+    Program ``i`` loads matrix ``i`` of the flattened ``(B, n, n)`` batch into a ``BLOCK x BLOCK``
+    register tile, ``BLOCK = max(16, next_power_of_two(n))`` (``tl.dot`` needs 16 or more along
+    every side). Rows and columns ``>= n`` are masked: they load as zero and the identity terms
+    ``a I`` touch only the first ``n`` diagonal entries, so the padding stays exactly zero
+    through every product and never mixes into the ``n x n`` block.
+
+    Budget: the forward keeps about five tiles live (``Y, Z, T, X`` and ``X^2``), the backward
+    about six (``B, C, W, D, P, dP``). A ``64 x 64`` float32 tile is 16 KiB, 8 values per thread
+    at 16 warps, so ``n <= 64`` fits in registers with the operand staging of ``tl.dot`` in
+    shared memory. At ``n = 128`` a tile is 64 KiB, 32 values per thread even at 16 warps;
+    six of them exceed the register file, so the kernel runs but spills to local memory.
+    ``n > 128`` is refused (:data:`MAX_N`). ``num_warps`` grows with ``BLOCK``: 4 up to 32,
+    8 at 64, 16 at 128.
+
+Precision:
+    Float32 only (float16/bfloat16 inputs arrive here already in float32 through
+    :class:`~sqrtlayers.backends.base.SqrtmBackend`; float64 raises ``TypeError``, use the torch
+    path). ``precision="ieee"`` (default) makes every ``tl.dot`` a true float32 product, as the
+    torch path does with TF32 off. ``"tf32x3"`` splits each operand into a TF32 high part and a
+    TF32 remainder and sums three tensor-core products: close to float32 accuracy at tensor-core
+    speed on Ampere and later GPUs. Under the interpreter both are the same float32 product.
+
+Numerics:
+    The kernel follows :func:`~sqrtlayers.backends.accurate.coupled_minimax_sqrtm` and
+    :func:`~sqrtlayers.backends.accurate.minimax_lyapunov_solve` operation for operation
+    (overflow-safe Frobenius normalisation, :math:`(\operatorname{tr} A^4)^{1/4}` scaling, the
+    first step built from :math:`A^2`, symmetrised results), so it agrees with ``impl="torch"``
+    to the rounding of float32 accumulation order: relative Frobenius differences of about
+    ``1e-6`` forward and ``1e-5`` for the gradient for SPD matrices up to ``kappa = 1e4``.
+
+Devices:
+    CUDA tensors run a compiled kernel (compute capability 8.0 or newer). CPU tensors run the
+    same kernel under the Triton interpreter, which is slow and meant for tests; it is used only
+    when ``TRITON_INTERPRET=1`` is set, see :func:`triton_available`.
+
+    The per-step coefficients are passed as a small ``(k, 3)`` float32 tensor, cached per
+    schedule and device: after the first call nothing is copied from the host, so the call can
+    be captured in a CUDA graph.
+"""
+
+# With postponed annotations the kernels' ``tl.constexpr`` hints stay strings, which Triton
+# reads as well, and the module imports where Triton is missing.
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .base import validate_square_input
+
+try:  # Triton is optional: without it this module still imports and reports unavailability.
+    import triton
+    import triton.language as tl
+except Exception:  # pragma: no cover - depends on the installation (ImportError, broken CUDA libs)
+    triton = None
+    tl = None
+
+__all__ = ["MAX_N", "PRECISIONS", "fused_minimax_sqrtm", "triton_available"]
+
+#: Largest ``n`` the fused kernel accepts: one ``128 x 128`` float32 tile is 64 KiB on chip.
+MAX_N = 128
+
+#: The ``precision=`` options, passed to ``tl.dot(..., input_precision=...)``.
+PRECISIONS = ("ieee", "tf32x3")
+
+Quintic = tuple[float, float, float]
+
+
+def triton_available(device: torch.device | str) -> bool:
+    """Whether :func:`fused_minimax_sqrtm` can run on ``device``; never raises.
+
+    True when Triton imports and either ``device`` is a CUDA device of compute capability 8.0 or
+    newer, or ``device`` is the CPU and ``TRITON_INTERPRET=1`` is set (the interpreter).
+
+    Example:
+        >>> import os
+        >>> triton_available("cpu") == (triton is not None and os.environ.get("TRITON_INTERPRET") == "1")
+        True
+    """
+    if triton is None:
+        return False
+    try:
+        device = torch.device(device)
+        if device.type == "cuda":
+            return torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= (8, 0)
+        if device.type == "cpu":
+            return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    except Exception:  # a bad device string or a broken driver means "not available", not a crash
+        return False
+    return False
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernels. Plain functions here; `_compiled` turns them into Triton kernels on first use, compiled
+# for CUDA tensors and interpreted for CPU tensors, whatever TRITON_INTERPRET said at import time.
+# ----------------------------------------------------------------------------------------------
+
+def _add(a, b):
+    return a + b
+
+
+def _maximum(a, b):
+    return tl.maximum(a, b)
+
+
+if triton is not None:
+    from triton.runtime.jit import JITFunction
+
+    # Whole-tile reductions call `tl.reduce` with a combine function rather than `tl.sum` or
+    # `tl.max`: those are `@triton.jit` functions of Triton's library, fixed as compiled or
+    # interpreted when Triton is imported, while the interpreter replaces `tl.reduce` itself.
+    # Triton's own combine functions let the interpreter use numpy for the reduction (it
+    # recognises them); ours are the fallback should a Triton version rename them (correct, but
+    # reduced one element at a time under the interpreter).
+    _add = getattr(tl.standard, "_sum_combine", None) or JITFunction(_add)
+    _maximum = getattr(tl.standard, "_elementwise_max", None) or JITFunction(_maximum)
+
+
+def _forward_kernel(
+    A_ptr,
+    Y_ptr,
+    Z_ptr,
+    out_ptr,
+    u_ptr,
+    coef_ptr,
+    n,
+    num_steps,
+    BLOCK: tl.constexpr,
+    INVERSE: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """Program ``i``: ``Y, Z ~ (A_i/u)^{±1/2}``, ``u`` and the requested output for matrix ``i``."""
+    pid = tl.program_id(0).to(tl.int64)
+    rows = tl.arange(0, BLOCK)[:, None]
+    cols = tl.arange(0, BLOCK)[None, :]
+    inside = (rows < n) & (cols < n)
+    offsets = pid * n * n + rows * n + cols
+    eye = tl.where((rows == cols) & (rows < n), 1.0, 0.0)
+
+    A = tl.load(A_ptr + offsets, mask=inside, other=0.0)
+    # Frobenius norm scaled by the largest entry first: squaring raw entries overflows past 1e19.
+    # The floors are float32 `tiny` and `eps`, as in the torch path (literals: no globals here).
+    largest = tl.maximum(tl.reduce(tl.abs(A), None, _maximum), 1.1754943508222875e-38)
+    A_m = A / largest
+    norm = tl.maximum(tl.sqrt(tl.reduce(A_m * A_m, None, _add)) * largest, 1.1754943508222875e-38)
+    A_n = A / norm
+    A_n2 = tl.dot(A_n, A_n, input_precision=PRECISION)
+    # r = (tr A_n^4)^{1/4} >= lambda_max(A_n); the floor only guards a zero matrix.
+    r = tl.maximum(tl.sqrt(tl.sqrt(tl.reduce(A_n2 * A_n2, None, _add))), 1.1920928955078125e-07)
+    A_s = A_n / r
+
+    # Step 0 has Z = I, X = A_s: T = a I + b A_s + c A_s^2 from the A_n^2 already computed.
+    a = tl.load(coef_ptr)
+    b = tl.load(coef_ptr + 1)
+    c = tl.load(coef_ptr + 2)
+    T = a * eye + b * A_s + c * (A_n2 / (r * r))
+    Y = tl.dot(A_s, T, input_precision=PRECISION)
+    Z = T
+    for k in range(1, num_steps):
+        a = tl.load(coef_ptr + 3 * k)
+        b = tl.load(coef_ptr + 3 * k + 1)
+        c = tl.load(coef_ptr + 3 * k + 2)
+        X = tl.dot(Z, Y, input_precision=PRECISION)
+        T = a * eye + b * X + c * tl.dot(X, X, input_precision=PRECISION)
+        Y_next = tl.dot(Y, T, input_precision=PRECISION)
+        Z = tl.dot(T, Z, input_precision=PRECISION)
+        Y = Y_next
+    # Symmetric in exact arithmetic; averaging with the transpose removes the rounding drift.
+    Y = 0.5 * (Y + tl.trans(Y))
+    Z = 0.5 * (Z + tl.trans(Z))
+
+    tl.store(Y_ptr + offsets, Y, mask=inside)
+    tl.store(Z_ptr + offsets, Z, mask=inside)
+    u = norm * r
+    tl.store(u_ptr + pid, u)
+    root_u = tl.sqrt(u)
+    if INVERSE:
+        tl.store(out_ptr + offsets, Z / root_u, mask=inside)
+    else:
+        tl.store(out_ptr + offsets, Y * root_u, mask=inside)
+
+
+def _backward_kernel(
+    Y_ptr,
+    Z_ptr,
+    u_ptr,
+    grad_ptr,
+    grad_in_ptr,
+    coef_ptr,
+    n,
+    num_steps,
+    BLOCK: tl.constexpr,
+    INVERSE: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """Program ``i``: the gradient of matrix ``i`` from the saved normalised root(s) and ``u``."""
+    pid = tl.program_id(0).to(tl.int64)
+    rows = tl.arange(0, BLOCK)[:, None]
+    cols = tl.arange(0, BLOCK)[None, :]
+    inside = (rows < n) & (cols < n)
+    offsets = pid * n * n + rows * n + cols
+    eye = tl.where((rows == cols) & (rows < n), 1.0, 0.0)
+
+    # The schedule converges on sigma in [sigma_min, 1], and outside it the composed quintics
+    # diverge within a few 1e-6: the forward's root can end that far above 1 when
+    # (tr A^4)^{1/4} is a tight bound (one dominant eigenvalue), so iterate on s B with
+    # s = 1 - 2^-10 and undo it at the end (s B X' + X' s B = C gives X = s X').
+    B = 0.9990234375 * tl.load(Y_ptr + offsets, mask=inside, other=0.0)
+    G = tl.load(grad_ptr + offsets, mask=inside, other=0.0)
+    u = tl.load(u_ptr + pid)
+    root_u = tl.sqrt(u)
+    if INVERSE:
+        # out = Z / sqrt(u), and d(S^{-1}) = -S^{-1} dS S^{-1}: the root's gradient is
+        # -(out G out) = -(Z G Z) / u, then / sqrt(u) for the scale as in the sqrt case.
+        Z = tl.load(Z_ptr + offsets, mask=inside, other=0.0)
+        ZG = tl.dot(Z, G, input_precision=PRECISION)
+        C = -tl.dot(ZG, Z, input_precision=PRECISION) / (u * root_u)
+    else:
+        C = G / root_u
+
+    # Sign iteration on M = [[B, C], [0, -B]] with q_k(M) = M P(M^2), P(w) = a + b w + c w^2.
+    for k in range(0, num_steps):
+        a = tl.load(coef_ptr + 3 * k)
+        b = tl.load(coef_ptr + 3 * k + 1)
+        c = tl.load(coef_ptr + 3 * k + 2)
+        W = tl.dot(B, B, input_precision=PRECISION)
+        D = tl.dot(B, C, input_precision=PRECISION) - tl.dot(C, B, input_precision=PRECISION)
+        P = a * eye + b * W + c * tl.dot(W, W, input_precision=PRECISION)
+        WD_DW = tl.dot(W, D, input_precision=PRECISION) + tl.dot(D, W, input_precision=PRECISION)
+        dP = b * D + c * WD_DW
+        C = tl.dot(C, P, input_precision=PRECISION) + tl.dot(B, dP, input_precision=PRECISION)
+        if k + 1 < num_steps:  # the last step needs only C
+            B = tl.dot(B, P, input_precision=PRECISION)
+    tl.store(grad_in_ptr + offsets, (0.5 * 0.9990234375) * C, mask=inside)
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(interpret: bool) -> tuple[Any, Any]:
+    """The two kernels, interpreted (CPU tensors) or compiled (CUDA tensors).
+
+    Built here rather than with ``@triton.jit`` at import, where Triton decides between the two
+    from ``TRITON_INTERPRET`` once and for all: an import before a test sets the variable would
+    otherwise leave CPU tensors with a compiled kernel.
+    """
+    if interpret:
+        from triton.runtime.interpreter import InterpretedFunction
+
+        return InterpretedFunction(_forward_kernel), InterpretedFunction(_backward_kernel)
+    from triton.runtime.jit import JITFunction
+
+    return JITFunction(_forward_kernel), JITFunction(_backward_kernel)
+
+
+def _block_and_warps(n: int) -> tuple[int, int]:
+    block = max(16, triton.next_power_of_2(n))
+    return block, 4 if block <= 32 else 8 if block <= 64 else 16
+
+
+@functools.lru_cache(maxsize=64)
+def _coefficients(steps: tuple[Quintic, ...], device: torch.device) -> Tensor:
+    """The schedule as a ``(k, 3)`` float32 tensor on ``device``, made once per schedule."""
+    return torch.tensor(steps, dtype=torch.float32, device=device).contiguous()
+
+
+def _launch_forward(A3: Tensor, steps: tuple[Quintic, ...], inverse: bool, precision: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(out, Y, Z, u)`` for a contiguous float32 ``(B, n, n)`` batch; ``u`` is ``(B, 1, 1)``."""
+    batch, n = A3.shape[0], A3.shape[-1]
+    out, Y, Z = torch.empty_like(A3), torch.empty_like(A3), torch.empty_like(A3)
+    u = torch.empty(batch, 1, 1, dtype=A3.dtype, device=A3.device)
+    if batch == 0:
+        return out, Y, Z, u
+    block, warps = _block_and_warps(n)
+    forward, _ = _compiled(A3.device.type == "cpu")
+    coef = _coefficients(steps, A3.device)
+    forward[(batch,)](A3, Y, Z, out, u, coef, n, len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, num_warps=warps)
+    return out, Y, Z, u
+
+
+def _launch_backward(Y: Tensor, Z: Tensor | None, u: Tensor, grad: Tensor, steps: tuple[Quintic, ...], precision: str) -> Tensor:
+    """The input gradient for the output gradient ``grad`` after ``len(steps)`` sign-iteration
+    steps; ``Z`` given means ``inv_sqrtm``."""
+    grad_in = torch.empty_like(grad)
+    batch, n = grad.shape[0], grad.shape[-1]
+    if batch == 0:
+        return grad_in
+    block, warps = _block_and_warps(n)
+    _, backward = _compiled(grad.device.type == "cpu")
+    coef = _coefficients(steps, grad.device)
+    inverse = Z is not None
+    backward[(batch,)](
+        Y, Z if inverse else Y, u, grad, grad_in, coef, n, len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, num_warps=warps
+    )
+    return grad_in
+
+
+class _FusedMinimaxSqrtm(torch.autograd.Function):
+    @staticmethod
+    def forward(A: Tensor, steps: tuple[Quintic, ...], backward_steps: int, inverse: bool, precision: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        shape = A.shape
+        out, Y, Z, u = _launch_forward(A.reshape(-1, shape[-2], shape[-1]).contiguous(), steps, inverse, precision)
+        return out.reshape(shape), Y, Z, u
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+        _, steps, backward_steps, inverse, precision = inputs
+        _, Y, Z, u = output
+        ctx.steps, ctx.inverse, ctx.precision = steps[:backward_steps], inverse, precision
+        ctx.mark_non_differentiable(Y, Z, u)
+        # The backward needs the normalised root, the scale, and for inv_sqrtm the inverse root.
+        ctx.save_for_backward(Y, Z if inverse else None, u)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: Tensor, *_unused: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        Y, Z, u = ctx.saved_tensors
+        shape = grad_out.shape
+        grad3 = grad_out.reshape(-1, shape[-2], shape[-1]).contiguous()
+        grad_in = _launch_backward(Y, Z, u, grad3, ctx.steps, ctx.precision)
+        return grad_in.reshape(shape), None, None, None, None
+
+
+def fused_minimax_sqrtm(
+    A: Tensor, steps: tuple[Quintic, ...], inverse: bool, precision: str = "ieee", *, backward_steps: int | None = None
+) -> Tensor:
+    r"""``A^{1/2}`` (or ``A^{-1/2}`` when ``inverse``) by the minimax coupled iteration, one fused
+    Triton program per matrix, with a fused backward (the accelerated Lyapunov sign iteration).
+
+    Same method and schedule as ``sl.get_backend("accurate", impl="torch")``; see the module
+    docstring for the layout and numerics.
+
+    Args:
+        A: SPD/PSD matrices, float32, shape ``(..., n, n)`` with ``1 <= n <= 128``, on a CUDA
+            device or (under ``TRITON_INTERPRET=1``) the CPU. Leading dims are batch dims; an
+            empty batch is fine.
+        steps: the per-step quintic coefficients ``(a, b, c)``, e.g.
+            ``AccurateBackend().steps_for(n, torch.float32)``.
+        inverse: return the inverse square root instead of the square root.
+        precision: ``"ieee"`` (default, true float32 products) or ``"tf32x3"``.
+        backward_steps: how many of ``steps`` the backward's sign iteration takes, e.g.
+            ``AccurateBackend().backward_steps_for(n, torch.float32)`` (the gradient needs a
+            looser tolerance than the root). Default: ``None``, all of them.
+
+    Shape:
+        - A: :math:`(*, n, n)`
+        - Output: :math:`(*, n, n)`, the same shape and dtype.
+
+    Double backward is not supported (raises ``RuntimeError``).
+
+    Example:
+        >>> import os, torch
+        >>> from sqrtlayers.backends.accurate import AccurateBackend
+        >>> if triton_available("cpu"):
+        ...     A = torch.diag(torch.tensor([1e-2, 1.0, 4.0]))
+        ...     root = fused_minimax_sqrtm(A, AccurateBackend().steps_for(3, A.dtype), inverse=False)
+        ...     assert torch.allclose(root, A.sqrt(), atol=1e-6)
+    """
+    validate_square_input(A)
+    if A.dtype != torch.float32:
+        raise TypeError(f"the fused Triton kernel computes in float32, got dtype {A.dtype}; use impl='torch' for float64")
+    n = A.shape[-1]
+    if n > MAX_N:
+        raise ValueError(f"the fused Triton kernel holds one matrix on chip and takes n <= {MAX_N}, got n={n}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if len(steps) == 0 or any(len(step) != 3 for step in steps):
+        raise ValueError(f"steps must be a non-empty tuple of (a, b, c) triples, got {steps!r}")
+    if backward_steps is None:
+        backward_steps = len(steps)
+    if isinstance(backward_steps, bool) or not isinstance(backward_steps, int) or not 1 <= backward_steps <= len(steps):
+        raise ValueError(f"backward_steps must be an int in [1, {len(steps)}] (the number of steps) or None, got {backward_steps!r}")
+    if not triton_available(A.device):
+        raise RuntimeError(
+            f"the fused Triton kernel cannot run on device {A.device}: it needs Triton and a CUDA "
+            f"device of compute capability >= 8.0, or the CPU with TRITON_INTERPRET=1"
+        )
+    steps = tuple(tuple(float(x) for x in step) for step in steps)
+    return _FusedMinimaxSqrtm.apply(A, steps, backward_steps, bool(inverse), precision)[0]
