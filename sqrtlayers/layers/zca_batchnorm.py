@@ -18,6 +18,7 @@ from torch.nn import init
 
 from ..backends import DEFAULT_BACKEND, SqrtmBackend, resolve_backend
 from .channel_groups import group_count, resolve_group_size, to_group_vector
+from .input_checks import check_positive_int
 from .zca_distributed import active_process_group
 from .zca_functional import _zca_batch_norm, check_zca_input, zca_batch_norm
 
@@ -69,10 +70,7 @@ class _ZCANormBase(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(num_features, bool) or not isinstance(num_features, int):
-            raise TypeError(f"num_features must be an int >= 1, got {num_features!r}")
-        if num_features < 1:
-            raise ValueError(f"num_features must be an int >= 1, got {num_features!r}")
+        check_positive_int(num_features, "num_features")
         if not eps >= 0:
             raise ValueError(f"eps must be >= 0, got {eps}")
         if momentum is not None and not 0 <= momentum <= 1:

@@ -24,6 +24,9 @@ _CONVERT_OPTIONS = ("group_size", "eps", "momentum", "backend", "sync_stats", "p
 _BATCHNORM_STATE = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
 # forward methods that are plain batch norm: a class using one of them needs no check.
 _PLAIN_FORWARDS = (_BatchNorm.forward, nn.SyncBatchNorm.forward)
+# Ranges of the random statistics and affine parameters of the probe's copy: a negative scale and
+# non-zero shifts make an activation before the norm differ from one after it.
+_PROBE_RANGES = {"running_mean": (-1, 1), "running_var": (0.5, 2), "weight": (-2, 2), "bias": (-1, 1)}
 
 
 def convert_zca_batchnorm(
@@ -189,7 +192,7 @@ def _is_norm_then(bn: _BatchNorm, after: dict[str, nn.Module]) -> bool:
     try:
         copy = deepcopy(bn).eval()
         with torch.no_grad():
-            for name, low, high in (("running_mean", -1, 1), ("running_var", 0.5, 2), ("weight", -2, 2), ("bias", -1, 1)):
+            for name, (low, high) in _PROBE_RANGES.items():
                 tensor = getattr(copy, name)
                 if tensor is not None:
                     tensor.copy_(torch.rand(tensor.shape, generator=gen) * (high - low) + low)

@@ -19,6 +19,7 @@ from .channel_groups import (
     to_groups,
 )
 from .gram import scaled_gram
+from .input_checks import check_real_floating
 from .zca_distributed import AllReduceSum, GroupCentring
 
 if TYPE_CHECKING:
@@ -30,13 +31,7 @@ __all__ = ["zca_batch_norm", "check_zca_input"]
 def check_zca_input(input: Tensor, num_features: int | None = None) -> None:
     """Check that ``input`` is a real floating-point ``(N, C)`` or ``(N, C, *)`` tensor, with
     ``num_features`` channels when given; the error names the bad value and what is accepted."""
-    if not isinstance(input, Tensor):
-        raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
-    if input.is_complex() or not input.is_floating_point():
-        raise TypeError(
-            "input must be a real floating-point tensor (float16, bfloat16, float32 or float64), "
-            f"got dtype {input.dtype}"
-        )
+    check_real_floating(input, "input")
     if input.dim() < 2:
         raise ValueError(f"expected input of shape (N, C) or (N, C, *), got shape {tuple(input.shape)}")
     if num_features is not None and input.shape[1] != num_features:

@@ -83,7 +83,10 @@ def _run(model: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> dict[str,
 def _network() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv1d(CHANNELS, CHANNELS, 1), ZCABatchNorm(CHANNELS, group_size=4, backend="eigh"), nn.Flatten(), nn.Linear(3 * CHANNELS, 2)
+        nn.Conv1d(CHANNELS, CHANNELS, 1),
+        ZCABatchNorm(CHANNELS, group_size=4, backend="eigh"),
+        nn.Flatten(),
+        nn.Linear(3 * CHANNELS, 2),
     ).double()
 
 
@@ -114,7 +117,8 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         empty = x[:0].clone().requires_grad_()
         out = nobody(empty)
         out.sum().backward()
-        results["nobody"] = {"out_shape": tuple(out.shape), "grad_shape": tuple(empty.grad.shape), **nobody.state_dict()}
+        shapes = {"out_shape": tuple(out.shape), "grad_shape": tuple(empty.grad.shape)}
+        results["nobody"] = {**shapes, **nobody.state_dict()}
 
         ddp = DistributedDataParallel(set_zca_sync(_network(), True))
         _train(ddp, WORLD, rank)
