@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "sqrtlayers.functional",
+    "sqrtlayers.dtypes",
     "sqrtlayers.reference",
     "sqrtlayers.backends.base",
     "sqrtlayers.backends.registry",

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["zca_batchnorm", "covariance_pooling", "gram", "isqrt_cov_head", "so_vit_head"]
+MODULES = ["zca_batchnorm", "zca_functional", "zca_conversion", "covariance_pooling", "gram", "isqrt_cov_head", "so_vit_head"]
 
 
 @pytest.mark.parametrize("name", MODULES)
