@@ -31,6 +31,10 @@ ALIASES = frozenset({"svd"})
 MATRIX_SQRTH = "torch.matrix_sqrth"
 CUPY_EIGH = "cupy.eigh"
 
+#: Application variants: first BN -> ZCABatchNorm with one group (decorrelated BN), every BN in
+#: groups, avgpool + fc -> ISqrtCovHead, and the first BN layer alone against nn.BatchNorm2d.
+VARIANTS = ("zca-first", "zca-all", "head", "zca-layer")
+
 #: Hidden first argument of ``python -m benchmarks`` that runs one isolated job in-process.
 WORKER_COMMAND = "_worker"
 #: A subprocess needs about this long to import torch and start: not worth launching with less.
