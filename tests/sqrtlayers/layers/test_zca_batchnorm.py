@@ -14,6 +14,8 @@ from torch import nn
 import sqrtlayers as sl
 from sqrtlayers.layers import ZCABatchNorm, zca_batch_norm
 
+from .whitening import channel_matrix, whitening_errors
+
 # Per backend, float32, on the data below: (max |cov(y) - I| within a group, relative error of
 # the output, relative error of the input gradient), both errors against the float64 reference.
 # Measured (affine off): eigh 6e-6 / 5e-7 / 5e-7; mpa(-lya) 1.2e-3 / 3e-4 / 5e-4..1e-3; ns(-lya)
@@ -44,23 +46,6 @@ def correlated(n: int, c: int, spatial: tuple[int, ...] = (), seed: int = 0, dty
     mixing = Q * torch.linspace(1.0, 3.0, c, dtype=torch.float64)
     z = torch.randn(n, *spatial, c, generator=gen, dtype=torch.float64)
     return (z @ mixing.T + torch.linspace(-2.0, 2.0, c, dtype=torch.float64)).movedim(-1, 1).to(dtype)
-
-
-def channel_matrix(y: torch.Tensor) -> torch.Tensor:
-    """``(C, N * prod(S))`` in float64."""
-    return y.detach().transpose(0, 1).reshape(y.shape[1], -1).double()
-
-
-def whitening_errors(y: torch.Tensor, group_size: int) -> tuple[float, float]:
-    """(max |mean|, max |cov - I|) over the channels and the within-group covariance blocks."""
-    Y = channel_matrix(y)
-    Yc = Y - Y.mean(1, keepdim=True)
-    cov = Yc @ Yc.T / Y.shape[1]
-    worst = 0.0
-    for start in range(0, Y.shape[0], group_size):
-        block = cov[start : start + group_size, start : start + group_size]
-        worst = max(worst, float((block - torch.eye(block.shape[0], dtype=block.dtype)).abs().max()))
-    return float(Y.mean(1).abs().max()), worst
 
 
 def reference_zca(x, group_size, eps, weight=None, bias=None, detach_whitening=False):

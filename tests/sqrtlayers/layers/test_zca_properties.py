@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 import sqrtlayers as sl
 
+from .whitening import whitening_errors
+
 # max |cov(y) - I| within a group, condition number <= 9, groups of up to 32 channels, per backend
 # (any dtype: these are method errors, not rounding). Measured: eigh, svd, accurate, auto 1.0e-5
 # (that is eps / smallest eigenvalue); mpa(-lya) 1.1e-2; ns(-lya) 2.6e-1; mtp(-lya) 2.5e-1.
@@ -53,18 +55,6 @@ def conditioned(n: int, c: int, length: int, seed: int, dtype: torch.dtype) -> t
     return x.view(n, length, c).movedim(-1, 1).to(dtype)
 
 
-def worst_group_error(y: torch.Tensor, group_size: int) -> tuple[float, float]:
-    """(max |mean|, max |cov - I|) over the channels and the within-group covariance blocks."""
-    Y = y.detach().transpose(0, 1).reshape(y.shape[1], -1).double()
-    centred = Y - Y.mean(1, keepdim=True)
-    cov = centred @ centred.T / Y.shape[1]
-    worst = 0.0
-    for start in range(0, Y.shape[0], group_size):
-        block = cov[start : start + group_size, start : start + group_size]
-        worst = max(worst, float((block - torch.eye(block.shape[0], dtype=block.dtype)).abs().max()))
-    return float(Y.mean(1).abs().max()), worst
-
-
 @st.composite
 def layouts(draw: st.DrawFn) -> tuple[int, int | None, int, int, int]:
     """(channels, group_size or None, batch, positions per sample, seed), with at least C + 2
@@ -98,7 +88,7 @@ def test_training_output_is_white_per_group_with_finite_gradient(
         y = layer(x)
     assert y.dtype == x.dtype and y.shape == x.shape
     assert torch.isfinite(y).all()
-    mean_error, cov_error = worst_group_error(y, layer.group_size)
+    mean_error, cov_error = whitening_errors(y, layer.group_size)
     assert mean_error <= (1e-2 if mode == "bfloat16-autocast" else 1e-4), mean_error
     assert cov_error <= bound, f"{backend} {mode} C={c} g={layer.group_size}: max |cov - I| = {cov_error:.2e}"
     (y.float() * torch.linspace(-1.0, 1.0, y.numel()).view_as(y)).sum().backward()
