@@ -220,6 +220,9 @@ def _backward_kernel(
     # s = 1 - 2^-10 and undo it at the end (s B X' + X' s B = C gives X = s X').
     B = 0.9990234375 * tl.load(Y_ptr + offsets, mask=inside, other=0.0)
     G = tl.load(grad_ptr + offsets, mask=inside, other=0.0)
+    # Only the symmetric part of G counts: the exact gradient for every symmetric
+    # parametrisation of A, and it keeps C symmetric below.
+    G = 0.5 * (G + tl.trans(G))
     u = tl.load(u_ptr + pid)
     root_u = tl.sqrt(u)
     if INVERSE:
@@ -228,20 +231,26 @@ def _backward_kernel(
         Z = tl.load(Z_ptr + offsets, mask=inside, other=0.0)
         ZG = tl.dot(Z, G, input_precision=PRECISION)
         C = -tl.dot(ZG, Z, input_precision=PRECISION) / (u * root_u)
+        C = 0.5 * (C + tl.trans(C))  # the products' rounding breaks the symmetry used below
     else:
         C = G / root_u
 
-    # Sign iteration on M = [[B, C], [0, -B]] with q_k(M) = M P(M^2), P(w) = a + b w + c w^2.
+    # Sign iteration on M = [[B, C], [0, -B]] with q_k(M) = M P(M^2), P(w) = a + b w + c w^2:
+    # M^2 = [[W, D], [0, W]] with W = B^2, D = B C - C B, and the new top-right block is
+    # C P(W) + B dP, dP = b D + c (W D + D W). C symmetric makes D skew, so C B = (B C)^T and
+    # D W = -(W D)^T: seven products a step (six in the last), where a general C needs nine.
     for k in range(0, num_steps):
         a = tl.load(coef_ptr + 3 * k)
         b = tl.load(coef_ptr + 3 * k + 1)
         c = tl.load(coef_ptr + 3 * k + 2)
         W = tl.dot(B, B, input_precision=PRECISION)
-        D = tl.dot(B, C, input_precision=PRECISION) - tl.dot(C, B, input_precision=PRECISION)
+        BC = tl.dot(B, C, input_precision=PRECISION)
+        D = BC - tl.trans(BC)
         P = a * eye + b * W + c * tl.dot(W, W, input_precision=PRECISION)
-        WD_DW = tl.dot(W, D, input_precision=PRECISION) + tl.dot(D, W, input_precision=PRECISION)
-        dP = b * D + c * WD_DW
+        WD = tl.dot(W, D, input_precision=PRECISION)
+        dP = b * D + c * (WD - tl.trans(WD))
         C = tl.dot(C, P, input_precision=PRECISION) + tl.dot(B, dP, input_precision=PRECISION)
+        C = 0.5 * (C + tl.trans(C))  # symmetric in exact arithmetic: keeps D exactly skew
         if k + 1 < num_steps:  # the last step needs only C
             B = tl.dot(B, P, input_precision=PRECISION)
     tl.store(grad_in_ptr + offsets, (0.5 * 0.9990234375) * C, mask=inside)
