@@ -96,14 +96,15 @@ def measure_accuracy(methods: list[BenchMethod], case: AccuracyCase, n: int, bat
 
 
 def measure_agreement(method: BenchMethod, against: BenchMethod, n: int, batch: int, kappa: float,
-                      dtype: torch.dtype, device: torch.device, seed: int) -> list[AgreementRecord]:  # fmt: skip
-    """Largest relative difference of ``method``'s roots and gradients from ``against``'s."""
+                      dtype: torch.dtype, device: torch.device, seed: int, skip: bool = False) -> list[AgreementRecord]:
+    """Largest relative difference of ``method``'s roots and gradients from ``against``'s
+    (``SKIPPED`` records when ``skip``)."""
     A = make_spd(n, kappa, batch=(batch,), dtype=dtype, seed=seed)
     G = symmetric_upstream_gradient(A.shape, torch.float64, torch.device("cpu"), seed + 1)
     records = []
     for op in OPS:
         r = AgreementRecord(method.name, against.name, op, batch, n, kappa)
-        r.status = not_runnable(method, device) or not_runnable(against, device) or r.status
+        r.status = SKIPPED if skip else not_runnable(method, device) or not_runnable(against, device) or r.status
         try:
             if r.status == OK:
                 (out, grad), (ref, ref_grad) = _run(method, op, A, G, device), _run(against, op, A, G, device)

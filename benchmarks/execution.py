@@ -137,7 +137,7 @@ def worker_main(job_json: str) -> int:
 def run_isolated(job: ModeJob, timeout: float, log_path: Path | None = None) -> list[TimingRecord]:
     """Parent side: run ``job`` in a fresh interpreter; one record per key, in order. Points the
     child did not report are ``"failed: <why>"`` (a timeout, a crash)."""
-    if job.mode == CUDAGRAPH and torch.device(job.device).type != "cuda":
+    if torch.device(job.device).type != "cuda" and (job.mode == CUDAGRAPH or method_by_name(job.method).needs_cuda):
         return [TimingRecord(job.method, job.mode, *key, status=NEEDS_CUDA) for key in job.keys]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)

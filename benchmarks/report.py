@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .constants import EAGER, FORWARD, FORWARD_BACKWARD, OK, OP_LABELS, OPS, PHASES
+from .constants import EAGER, FORWARD, FORWARD_BACKWARD, MODES, OK, OP_LABELS, OPS, PHASES
 from .records import AppRecord, Results, TimingRecord, short_power
 
 __all__ = ["markdown_table", "study_markdown", "app_markdown"]
@@ -62,6 +62,9 @@ def _side_by_side_table(results: Results, shapes: list[tuple[int, int]]) -> str:
     """Every method and mode at each shape: time of both phases, and the error each step reached."""
     index = {(r.method, r.mode, r.op, r.phase, r.batch, r.n): r for r in results.timing}
     rows = _unique((r.method, r.mode, r.op) for r in results.timing)
+    # Each method's modes together, configured variants ("accurate[impl=triton]") after their base.
+    bases, specs = _unique(m.split("[")[0] for m, _, _ in rows), _unique(m for m, _, _ in rows)
+    rows.sort(key=lambda r: (bases.index(r[0].split("[")[0]), specs.index(r[0]), MODES.index(r[1])))
     body = []
     for b, n in shapes:
         for method, mode, op in rows:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 
 from .accuracy import accuracy_cases, measure_accuracy, measure_agreement, not_runnable
-from .constants import (CUDAGRAPH, CUPY_EIGH, EAGER, FORWARD_BACKWARD, FORWARD_ONLY, MATRIX_SQRTH,
+from .constants import (CUPY_EIGH, EAGER, FORWARD_BACKWARD, FORWARD_ONLY, MATRIX_SQRTH,
                         MIN_WORKER_SECONDS, OK, PHASES, REFERENCE, SKIPPED)  # fmt: skip
 from .environment import configure_tf32, describe_environment, resolve_device, resolve_dtype
 from .execution import ModeJob, run_isolated, run_job
@@ -124,12 +124,6 @@ def run_study(s: StudySettings, *, checkpoint: Callable[[Results], None] | None 
         results.accuracy += measure_accuracy(methods, case, s.accuracy_size, s.accuracy_batch, dtype, device, s.seed,
                                              skip=deadline.expired())  # fmt: skip
         bar.step(f"accuracy {case.label}")
-    for pair in s.agreement:
-        first, _, second = pair.partition(" vs ")
-        a, b = method_by_name(first), method_by_name(second)
-        for n in dict.fromkeys(n for _, n in s.shapes):
-            results.agreement += measure_agreement(a, b, n, s.accuracy_batch, s.timing_kappa, dtype, device, s.seed)
-        bar.step(f"agreement {pair}")
     save(results)
     for method in methods:
         results.timing += run_job(_job(s, method.name, EAGER, timing_shapes(s), list(PHASES)), deadline)
@@ -143,12 +137,20 @@ def run_study(s: StudySettings, *, checkpoint: Callable[[Results], None] | None 
     for mode, name in jobs:
         job = _job(s, name, mode, [tuple(x) for x in s.shapes], s.mode_phases)
         timeout = min(s.mode_timeout, deadline.remaining())
-        if timeout < MIN_WORKER_SECONDS and not (mode == CUDAGRAPH and device.type != "cuda"):
+        if timeout < MIN_WORKER_SECONDS:
             results.timing += [TimingRecord(name, mode, *key, status=SKIPPED) for key in job.keys]
         else:
             results.timing += run_isolated(job, timeout, s.out / "workers.log")
         attach_ratios(results.timing)
         save(results)
         bar.step(f"{mode} {name}")
+    for pair in s.agreement:
+        first, _, second = pair.partition(" vs ")
+        a, b = method_by_name(first), method_by_name(second)
+        for n in dict.fromkeys(n for _, n in s.shapes):
+            results.agreement += measure_agreement(a, b, n, s.accuracy_batch, s.timing_kappa, dtype, device, s.seed,
+                                                   skip=deadline.expired())  # fmt: skip
+        bar.step(f"agreement {pair}")
+    save(results)
     results.meta["wall_s"] = round(time.monotonic() - started, 1)
     return results

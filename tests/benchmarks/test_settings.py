@@ -53,13 +53,16 @@ def test_split_list_keeps_commas_inside_brackets() -> None:
 def test_mode_entries() -> None:
     assert mode_entry("compile:accurate[impl=triton]") == ("compile", "accurate[impl=triton]")
     assert mode_entry("cudagraph") == ("cudagraph", None)
-    with pytest.raises(ValueError, match=r"mode must be one of \('compile', 'cudagraph'\).*got 'eager:eigh'"):
-        mode_entry("eager:eigh")
+    assert mode_entry("eager:accurate[impl=triton]") == ("eager", "accurate[impl=triton]")
+    for bad in ("eager", "graph:eigh"):
+        with pytest.raises(ValueError, match=rf"mode must be one of \('compile', 'cudagraph'\).*, got '{bad}'"):
+            mode_entry(bad)
 
 
 def test_gpu_preset_covers_the_issue_grid() -> None:
     gpu = PRESETS["gpu"]
     assert gpu["shapes"] == [(256, 64), (1024, 64), (1024, 16), (32, 256), (4, 16), (1, 64)]
-    assert {"eigh", "mpa-lya", "accurate", "accurate[impl=triton]", "cupy.eigh"} == set(gpu["backends"])
-    assert {"cudagraph:mpa-lya[solver=newton]", "cudagraph:accurate", "compile:accurate"} <= set(gpu["modes"])
+    assert {"eigh", "mpa-lya", "accurate", "cupy.eigh"} == set(gpu["backends"])
+    assert {"cudagraph:mpa-lya[solver=newton]", "cudagraph:accurate", "compile:accurate", "eager:accurate[impl=triton]",
+            "cudagraph:accurate[impl=triton]"} == set(gpu["modes"])
     assert gpu["kappas"] == [1e4] and gpu["timing_kappa"] == 1e4 and gpu["plots"] is False
