@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-__all__ = ["check_real_floating", "check_positive_int"]
+__all__ = ["check_real_floating", "check_images", "check_positive_int"]
 
 
 def check_real_floating(value: object, name: str) -> None:
@@ -27,6 +27,14 @@ def check_real_floating(value: object, name: str) -> None:
             f"{name} must be a real floating-point tensor (float16, bfloat16, float32 or float64), "
             f"got dtype {value.dtype}"
         )
+
+
+def check_images(images: object) -> None:
+    """Raise unless ``images`` is a real floating-point ``(N, C, H, W)`` tensor: the input of a
+    whole network, checked before its first layer turns a bad one into an error of its own."""
+    check_real_floating(images, "images")
+    if images.dim() != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
 
 
 def check_positive_int(value: object, name: str) -> int:

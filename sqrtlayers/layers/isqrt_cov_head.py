@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ..backends import DEFAULT_POOLING_BACKEND, SqrtmBackend
 from .backbones import is_timm_model, strip_timm_classifier, timm_feature_width, timm_unpooled_features
 from .covariance_pooling import CovariancePooling
-from .input_checks import check_positive_int, check_real_floating
+from .input_checks import check_images, check_positive_int, check_real_floating
 
 __all__ = ["ISqrtCovHead", "ISqrtCovNet", "attach_isqrt_cov_head"]
 
@@ -128,6 +128,7 @@ class ISqrtCovNet(nn.Module):
         self.head = head
 
     def forward(self, images: Tensor) -> Tensor:
+        check_images(images)
         return self.head(timm_unpooled_features(self.backbone, images))
 
 

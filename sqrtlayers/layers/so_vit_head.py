@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..backends import DEFAULT_BACKEND, SqrtmBackend
 from .backbones import is_timm_model, strip_timm_classifier, timm_feature_width, timm_unpooled_features
 from .covariance_pooling import CovariancePooling
-from .input_checks import check_positive_int, check_real_floating
+from .input_checks import check_images, check_positive_int, check_real_floating
 
 __all__ = ["SecondOrderViTHead", "SecondOrderViT", "attach_so_vit_head"]
 
@@ -214,6 +214,11 @@ class SecondOrderViT(nn.Module):
     def forward_tokens(self, images: Tensor) -> Tensor:
         """The transformer's output tokens ``(N, P + L, D)``, the class token first."""
         if self.from_timm:
+            if images.shape[0] == 0:
+                raise ValueError(
+                    f"images must hold at least one sample ({type(self.vit).__name__} of timm reshapes by the "
+                    f"batch size), got shape {tuple(images.shape)}"
+                )
             tokens = timm_unpooled_features(self.vit, images)
             if tokens.dim() != 3:
                 # e.g. timm's distilled DeiT, whose forward_head always picks its two prefix tokens.
@@ -227,6 +232,7 @@ class SecondOrderViT(nn.Module):
         return self.vit.encoder(torch.cat([class_token, x], dim=1))
 
     def forward(self, images: Tensor) -> Tensor:
+        check_images(images)
         return self.head(self.forward_tokens(images))
 
 
