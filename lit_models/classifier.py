@@ -2,6 +2,7 @@
 
 import math
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 import pytorch_lightning as pl
@@ -12,6 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from sqrtlayers.layers import set_zca_sync
 
+from .network_config import build_network, network_config
 from .schedules import Schedule, lr_multiplier
 
 Stage = Literal["train", "val", "test"]
@@ -36,10 +38,15 @@ class ImageClassifier(pl.LightningModule):
     all ranks keep identical running statistics (``sync_zca_stats=False`` keeps
     per-rank statistics). Plain BatchNorm layers are left per-rank, as in torch.
 
-    The hyperparameters are saved (``self.hparams``, and in checkpoints) without the
-    network: to load a checkpoint from Python, build the network again and pass it,
-    ``ImageClassifier.load_from_checkpoint(path, model=net)``. ``LightningCLI`` runs
-    record the network's configuration in their ``config.yaml``.
+    Under DDP, see :class:`~datamodules.ImageDataModule` for the batch-size
+    convention that makes ``k`` processes train the model one process trains.
+
+    The hyperparameters (``self.hparams``, and in checkpoints) hold the network's
+    config (``hparams.model``: class path and arguments) when the network recorded
+    one, as every builder of :mod:`lit_models.models` does (see
+    :mod:`lit_models.network_config`): ``ImageClassifier.load_from_checkpoint(path)``
+    then rebuilds it, from Python or through the CLI's ``--ckpt_path``. For other
+    networks pass one built as for training, ``load_from_checkpoint(path, model=net)``.
 
     Args:
         model (nn.Module): maps ``(N, C, H, W)`` images to ``(N, num_classes)`` logits.
@@ -65,8 +72,8 @@ class ImageClassifier(pl.LightningModule):
         >>> module = ImageClassifier(SmallResNet(num_classes=10), num_classes=10, lr=0.05)
         >>> module(torch.randn(4, 3, 32, 32)).shape
         torch.Size([4, 10])
-        >>> module.hparams.lr, "model" in module.hparams
-        (0.05, False)
+        >>> module.hparams.lr, module.hparams.model["class_path"]
+        (0.05, 'lit_models.models.small_resnet.SmallResNet')
     """
 
     def __init__(
@@ -98,8 +105,12 @@ class ImageClassifier(pl.LightningModule):
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         # The network is a module, not a hyperparameter: pickling it into the
-        # checkpoint would break torch.load(weights_only=True).
+        # checkpoint would break torch.load(weights_only=True). Its config (plain
+        # data) is saved instead, when it has one.
         self.save_hyperparameters(ignore=["model"])
+        config = network_config(model)
+        if config is not None:
+            self.save_hyperparameters({"model": config})
         self.model = model
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         accuracies = {"acc": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
@@ -110,6 +121,39 @@ class ImageClassifier(pl.LightningModule):
         self.train_metrics = metrics.clone(prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path,
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> "ImageClassifier":
+        """Load a checkpoint by its path alone, rebuilding the network from its config.
+
+        As :meth:`pytorch_lightning.LightningModule.load_from_checkpoint`; without
+        ``model=`` the network is built from the config the checkpoint saved.
+
+        Example:
+            >>> module = ImageClassifier.load_from_checkpoint("last.ckpt")  # doctest: +SKIP
+        """
+        if "model" not in kwargs:
+            saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+            config = saved.get(cls.CHECKPOINT_HYPER_PARAMS_KEY, {}).get("model")
+            if config is None:
+                raise ValueError(
+                    f"checkpoint '{checkpoint_path}' does not say how to build its network "
+                    f"(it was not built by a class under lit_models.network_config.records_config, "
+                    f"or with arguments that are not plain data): build it as for training "
+                    f"and pass it, ImageClassifier.load_from_checkpoint(path, model=network)"
+                )
+            kwargs["model"] = build_network(config)
+        return super().load_from_checkpoint(
+            checkpoint_path, map_location=map_location, hparams_file=hparams_file, strict=strict,
+            **kwargs,
+        )
 
     def forward(self, images: Tensor) -> Tensor:
         return self.model(images)

@@ -1,5 +1,8 @@
 """The ``LightningCLI`` entry point: ``python -m lit_models fit|validate|test|predict``."""
 
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -9,6 +12,39 @@ from datamodules import ImageDataModule
 
 from .classifier import ImageClassifier
 from .training_curves import TrainingCurves
+
+#: The main job's config, used when the command line names none.
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
+_CONFIG_FLAGS = ("--config", "-c")
+
+
+def with_default_config(args: Sequence[str], subcommands: Sequence[str]) -> list[str]:
+    """``args`` with ``--config`` :data:`DEFAULT_CONFIG` after the subcommand, if none is named.
+
+    The packaged config goes first, so every option given still overrides it. Only
+    a command line without any ``--config`` gets it: a config of one's own is not
+    merged with the default job's (whose ``accelerator: cpu``, say, it may not set).
+
+    Args:
+        args (Sequence[str]): the command line after the program name.
+        subcommands (Sequence[str]): the CLI's subcommands; without one first, ``args``
+            is returned unchanged.
+
+    Returns:
+        list[str]: the arguments to parse.
+
+    Example:
+        >>> with_default_config(["fit", "--trainer.max_epochs=1"], ["fit", "test"])[:2]
+        ['fit', '--config']
+        >>> with_default_config(["test", "-c", "my.yaml"], ["fit", "test"])
+        ['test', '-c', 'my.yaml']
+    """
+    args = list(args)
+    if not args or args[0] not in subcommands:
+        return args
+    if any(arg in _CONFIG_FLAGS or arg.startswith("--config=") for arg in args[1:]):
+        return args
+    return [args[0], "--config", str(DEFAULT_CONFIG), *args[1:]]
 
 
 class ClassifierCLI(LightningCLI):
@@ -22,9 +58,13 @@ class ClassifierCLI(LightningCLI):
     The optimizer and schedule are :class:`ImageClassifier` arguments, so the generic
     ``--optimizer``/``--lr_scheduler`` options are not added.
 
-    One extra option, ``test_after_fit`` (default ``false``), makes ``fit`` go on to
-    test the checkpoint it saved; every ``fit`` ends by printing where the metrics,
-    the checkpoint and the training-curve plot went.
+    Without ``--config`` the packaged main job, ``lit_models/configs/default.yaml``,
+    is the config (see :func:`with_default_config`): ``python -m lit_models fit``
+    trains it, ``fit --print_config`` shows it. One extra option,
+    ``test_after_fit`` (default ``false``), makes ``fit`` go on to test the checkpoint
+    it saved; every ``fit`` ends by printing where the metrics, the checkpoint and
+    the training-curve plot went. Checkpoints hold the network's config, so
+    ``test --ckpt_path PATH`` rebuilds the network they were trained with.
 
     Args:
         args (ArgsType): command-line style arguments, a dict, or ``None`` for
@@ -46,10 +86,23 @@ class ClassifierCLI(LightningCLI):
             ImageDataModule,
             subclass_mode_data=True,
             auto_configure_optimizers=False,
+            # The classifier saves its network's config itself (see ImageClassifier),
+            # for CLI and Python-built models alike.
+            load_from_checkpoint_support=False,
             args=args,
             run=run,
             **kwargs,
         )
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        if args is None:
+            # Parsed directly: handing sys.argv to LightningCLI as args would warn
+            # that both were given.
+            self.config = parser.parse_args(with_default_config(sys.argv[1:], self.subcommands()))
+            return
+        if isinstance(args, Sequence) and not isinstance(args, str):
+            args = with_default_config(args, self.subcommands())
+        super().parse_arguments(parser, args)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Linked after the datamodule is built: ImageFolder counts its classes on disk.
@@ -94,7 +147,7 @@ class ClassifierCLI(LightningCLI):
 
 
 def main(args: ArgsType = None) -> None:
-    """Run the command line, e.g. ``main(["fit", "--config", "lit_models/configs/default.yaml"])``.
+    """Run the command line, e.g. ``main(["fit"])`` (the default job) or ``main(["fit", "--config", PATH])``.
 
     Args:
         args (ArgsType): arguments as on the command line; ``None`` reads ``sys.argv``.

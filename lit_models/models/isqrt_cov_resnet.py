@@ -2,12 +2,14 @@
 
 from torchvision.models.resnet import ResNet
 
-from sqrtlayers import SqrtmBackend
+from sqrtlayers import DEFAULT_POOLING_BACKEND, SqrtmBackend
 from sqrtlayers.layers import attach_isqrt_cov_head
 
+from ..network_config import records_config
 from .resnet_stem import ResNetArch, replace_resnet_stem, resnet_spec
 
 
+@records_config
 class ISqrtCovResNet(ResNet):
     """A torchvision ResNet whose average pooling and classifier are the iSQRT-COV head.
 
@@ -54,7 +56,7 @@ class ISqrtCovResNet(ResNet):
         small_input: bool = False,
         reduced_dim: int | None = 256,
         last_stride: int = 1,
-        backend: str | SqrtmBackend = "ns",
+        backend: str | SqrtmBackend = DEFAULT_POOLING_BACKEND,
         dropout: float = 0.0,
     ) -> None:
         block, layers = resnet_spec(arch)

@@ -5,8 +5,10 @@ from typing import Literal
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, conv1x1, conv3x3
 
-from sqrtlayers import SqrtmBackend
+from sqrtlayers import DEFAULT_BACKEND, SqrtmBackend
 from sqrtlayers.layers import ISqrtCovHead, convert_zca_batchnorm
+
+from ..network_config import records_config
 
 
 def _stage(in_width: int, width: int, blocks: int, stride: int) -> nn.Sequential:
@@ -19,6 +21,7 @@ def _stage(in_width: int, width: int, blocks: int, stride: int) -> nn.Sequential
     return nn.Sequential(*layers)
 
 
+@records_config
 class SmallResNet(nn.Module):
     """A narrow ResNet for small images: the fast default model of this package.
 
@@ -71,7 +74,7 @@ class SmallResNet(nn.Module):
         head: Literal["covariance", "average"] = "covariance",
         reduced_dim: int = 32,
         group_size: int | None = None,
-        backend: str | SqrtmBackend = "mpa-lya",
+        backend: str | SqrtmBackend = DEFAULT_BACKEND,
     ) -> None:
         super().__init__()
         if len(widths) == 0 or len(widths) != len(blocks):

@@ -6,10 +6,13 @@ from typing import Literal
 from torch import nn
 from torchvision.models import VisionTransformer
 
-from sqrtlayers import SqrtmBackend
+from sqrtlayers import DEFAULT_BACKEND, SqrtmBackend
 from sqrtlayers.layers import SecondOrderViT, SecondOrderViTHead
 
+from ..network_config import records_config
 
+
+@records_config
 class SoViT(SecondOrderViT):
     """A torchvision VisionTransformer whose tokens feed the So-ViT second-order head.
 
@@ -66,7 +69,7 @@ class SoViT(SecondOrderViT):
         hidden_dim: int = 256,
         mlp_dim: int = 512,
         reduced_dim: int = 48,
-        backend: str | SqrtmBackend = "mpa-lya",
+        backend: str | SqrtmBackend = DEFAULT_BACKEND,
         fusion: Literal["sum", "mean", "concat"] = "sum",
         dropout: float = 0.0,
         attention_dropout: float = 0.0,

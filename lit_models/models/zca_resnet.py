@@ -4,12 +4,14 @@ from typing import Literal
 
 from torchvision.models.resnet import ResNet
 
-from sqrtlayers import SqrtmBackend
+from sqrtlayers import DEFAULT_BACKEND, SqrtmBackend
 from sqrtlayers.layers import convert_zca_batchnorm
 
+from ..network_config import records_config
 from .resnet_stem import ResNetArch, replace_resnet_stem, resnet_spec
 
 
+@records_config
 class ZCAResNet(ResNet):
     """A torchvision ResNet with decorrelated batch normalisation (the DBN experiment).
 
@@ -60,7 +62,7 @@ class ZCAResNet(ResNet):
         small_input: bool = True,
         zca_layers: Literal["first", "all"] = "first",
         group_size: int | None = None,
-        backend: str | SqrtmBackend = "mpa-lya",
+        backend: str | SqrtmBackend = DEFAULT_BACKEND,
         eps: float = 1e-5,
         momentum: float = 0.1,
     ) -> None:

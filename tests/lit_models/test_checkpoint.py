@@ -1,9 +1,11 @@
-"""Checkpoints: resuming continues the same run, and they load with weights_only=True."""
+"""Checkpoints: resuming continues the same run; they load with weights_only=True and by path alone."""
 
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
+from torch import nn
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
@@ -86,17 +88,46 @@ def test_resumed_fit_matches_uninterrupted_fit(tmp_path):
         torch.testing.assert_close(final[name], value, msg=name)
 
 
-def test_checkpoint_loads_with_weights_only(tmp_path):
+def test_checkpoint_loads_with_weights_only_and_by_path_alone(tmp_path):
     module = make_module(seed=0)
     _, checkpoint = fit(module, tmp_path)
 
     saved = torch.load(checkpoint.best_model_path, weights_only=True)
-    assert "model" not in saved["hyper_parameters"]
     assert saved["hyper_parameters"]["num_classes"] == 4
+    assert saved["hyper_parameters"]["model"] == {
+        "class_path": "lit_models.models.small_resnet.SmallResNet",
+        "init_args": {
+            "num_classes": 4, "in_channels": 3, "widths": [8, 16], "blocks": [1, 1],
+            "zca_layers": "first", "head": "covariance", "reduced_dim": 8, "group_size": None,
+            "backend": "mpa-lya",
+        },
+    }
     assert "model.stem.1.running_whitening" in saved["state_dict"]
 
-    network = SmallResNet(4, 3, widths=(8, 16), blocks=(1, 1), reduced_dim=8)
-    loaded = ImageClassifier.load_from_checkpoint(checkpoint.best_model_path, model=network)
-    assert loaded.hparams.schedule == "cosine"
+    loaded = ImageClassifier.load_from_checkpoint(checkpoint.best_model_path)
+    assert type(loaded.model) is SmallResNet and loaded.hparams.schedule == "cosine"
+    assert loaded.state_dict().keys() == module.state_dict().keys()
     for name, value in module.state_dict().items():
-        torch.testing.assert_close(loaded.state_dict()[name], value, rtol=0, atol=0, msg=name)
+        assert torch.equal(loaded.state_dict()[name], value), name
+
+
+class Flatten4(nn.Module):
+    """A network of no recorded config: its checkpoint needs the network passed in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3 * 12 * 12, 4)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.fc(images.flatten(1))
+
+
+def test_checkpoint_without_network_config_says_what_to_pass(tmp_path):
+    module = ImageClassifier(Flatten4(), num_classes=4, lr=0.05)
+    _, checkpoint = fit(module, tmp_path)
+    assert "model" not in torch.load(checkpoint.best_model_path, weights_only=True)["hyper_parameters"]
+
+    with pytest.raises(ValueError, match="pass it, ImageClassifier.load_from_checkpoint\\(path, model=network\\)"):
+        ImageClassifier.load_from_checkpoint(checkpoint.best_model_path)
+    loaded = ImageClassifier.load_from_checkpoint(checkpoint.best_model_path, model=Flatten4())
+    assert torch.equal(loaded.model.fc.weight, module.model.fc.weight)

@@ -1,14 +1,27 @@
-"""The command line: every shipped config parses and builds, and the default job runs."""
+"""The command line: bare runs the default job, every shipped config builds, checkpoints reload."""
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
+import yaml
 from torchvision.models import ResNet
 
 import lit_models
-from lit_models import ClassifierCLI, ISqrtCovResNet, SmallResNet, SoViT, ZCAResNet, main
+from lit_models import (
+    ClassifierCLI,
+    ImageClassifier,
+    ISqrtCovResNet,
+    SmallResNet,
+    SoViT,
+    ZCAResNet,
+    main,
+)
+from lit_models.cli import with_default_config
 from sqrtlayers.layers import ISqrtCovHead, ZCABatchNorm
 
 CONFIG_DIR = Path(lit_models.__file__).parent / "configs"
@@ -24,7 +37,8 @@ CONFIGS = {
 
 
 def test_every_shipped_config_is_tested():
-    assert sorted(p.name for p in CONFIG_DIR.glob("*.yaml")) == sorted(CONFIGS)
+    # The timm-backbone configs are tested in test_timm_models.py.
+    assert sorted(p.name for p in CONFIG_DIR.glob("*.yaml") if "timm" not in p.name) == sorted(CONFIGS)
 
 
 def backends_of(network: torch.nn.Module) -> set[str]:
@@ -68,15 +82,57 @@ def test_config_parses_and_builds(config, data_root, tmp_path, no_network):
         assert logits.shape == (2, 10)
 
 
+def test_bare_fit_runs_the_default_job(tmp_path, monkeypatch, capsys):
+    # No --config: the packaged default.yaml is the config.
+    monkeypatch.chdir(tmp_path)
+    cli = ClassifierCLI(args=["fit", "--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false"])
+    assert type(cli.model.model) is SmallResNet and type(cli.datamodule).__name__ == "DigitsDataModule"
+    assert cli.trainer.global_step == 1
+    assert (cli.config.fit.model.lr, cli.config.fit.trainer.max_epochs) == (0.05, 15)
+
+
+def test_print_config_shows_the_default_job(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["fit", "--print_config"])
+    assert info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["model"]["class_path"] == "lit_models.models.SmallResNet"
+    assert printed["data"]["class_path"] == "datamodules.DigitsDataModule"
+    assert printed["trainer"]["max_epochs"] == 15
+    assert not any(tmp_path.iterdir())  # printing the config runs nothing
+
+
+def test_own_config_is_not_merged_with_the_default(tmp_path):
+    args = with_default_config(["fit", "--config", "mine.yaml", "--trainer.max_epochs=1"], ["fit"])
+    assert args == ["fit", "--config", "mine.yaml", "--trainer.max_epochs=1"]
+    assert with_default_config(["fit", "-c=x"], ["fit"])[:2] == ["fit", "--config"]
+    assert with_default_config(["fit", "--config=x.yaml"], ["fit"]) == ["fit", "--config=x.yaml"]
+    assert with_default_config(["--help"], ["fit"]) == ["--help"]
+
+
+#: The console script next to this interpreter (where `pip install -e .` put it).
+CONSOLE_SCRIPT = Path(sys.executable).parent / "sqrtlayers-train"
+
+
+@pytest.mark.skipif(not CONSOLE_SCRIPT.is_file(), reason="package not installed")
+def test_console_script_prints_the_default_job(tmp_path):
+    result = subprocess.run(
+        [str(CONSOLE_SCRIPT), "fit", "--print_config"], cwd=tmp_path, capture_output=True,
+        text=True, timeout=300, check=True,
+    )
+    assert yaml.safe_load(result.stdout)["model"]["model"]["class_path"] == "lit_models.models.SmallResNet"
+
+
 def test_default_job_end_to_end(tmp_path, capsys):
+    # The bare command (no --config) with shorter epochs: the default job.
     common = [
-        "--config", str(CONFIG_DIR / "default.yaml"),
         "--trainer.default_root_dir", str(tmp_path),
         "--trainer.logger.init_args.save_dir", str(tmp_path),
         "--trainer.enable_progress_bar", "false",
         "--trainer.limit_test_batches", "2",
     ]
-    main([
+    cli = ClassifierCLI(args=[
         "fit", *common,
         "--trainer.max_epochs", "2",
         "--trainer.limit_train_batches", "2",
@@ -95,8 +151,24 @@ def test_default_job_end_to_end(tmp_path, capsys):
         rows = list(csv.DictReader(f))
     # test_after_fit: the test ran on the checkpoint after the two epochs.
     assert [row["epoch"] for row in rows if row.get("val_acc")] == ["0", "1"]
-    assert sum(bool(row.get("test_acc")) for row in rows) == 1
+    (test_row,) = [row for row in rows if row.get("test_acc")]
 
-    # The same config tests the saved checkpoint.
-    main(["test", *common, "--ckpt_path", str(checkpoints[0])])
+    # The checkpoint loads by its path alone: bitwise the weights fit ended with ...
+    loaded = ImageClassifier.load_from_checkpoint(checkpoints[0])
+    trained = cli.model.state_dict()
+    assert loaded.state_dict().keys() == trained.keys()
+    for name, value in trained.items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+    # ... and the test metrics test_after_fit measured.
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
+                         limit_test_batches=2)
+    (metrics,) = trainer.test(loaded, datamodule=cli.datamodule, verbose=False)
+    assert metrics["test_acc"] == pytest.approx(float(test_row["test_acc"]), abs=1e-6)
+    assert metrics["test_loss"] == pytest.approx(float(test_row["test_loss"]), rel=1e-5)
+
+    # The CLI's test, given only the checkpoint, rebuilds the same network.
+    tested = ClassifierCLI(args=["test", *common, "--ckpt_path", str(checkpoints[0])])
     assert "test_acc" in capsys.readouterr().out
+    assert type(tested.model.model) is SmallResNet
+    assert float(tested.trainer.callback_metrics["test_acc"]) == pytest.approx(metrics["test_acc"], abs=1e-6)
+    assert float(tested.trainer.callback_metrics["test_loss"]) == pytest.approx(metrics["test_loss"], rel=1e-5)
