@@ -23,6 +23,8 @@ from torchvision.models import resnet18
 
 from sqrtlayers.layers import ZCABatchNorm, ZCABatchNormAct, convert_zca_batchnorm, set_zca_sync
 
+from .single_thread import one_thread  # noqa: F401 (the fixture, by name)
+
 
 class ScaledActNorm(nn.BatchNorm2d):
     """A norm-act layer that is not timm's: BatchNorm, then a scale, then an activation (to show
@@ -56,6 +58,9 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "custom-norm-act": small_cnn_with_custom_norm_act,
 }
 INPUT = (8, 3, 32, 32)
+
+# Whole models of small layers on 32x32 input: hundreds of tiny kernels.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(name: str) -> nn.Module:

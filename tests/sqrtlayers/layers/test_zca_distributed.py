@@ -105,6 +105,7 @@ def _train(model: nn.Module, world: int, rank: int | None) -> None:
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
+    torch.set_num_threads(1)  # two processes on what may be two cores
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
     try:
         x, upstream = _inputs()

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import sqrtlayers as sl
 
+from .single_thread import one_thread  # noqa: F401 (the fixture, by name)
 from .whitening import whitening_errors
 
 # max |cov(y) - I| within a group, condition number <= 9, groups of up to 32 channels, per backend
@@ -40,6 +41,7 @@ DEFAULT_BOUND = 0.5
 BFLOAT16_ROUNDING = 1e-2
 MODES = ("float64", "float32", "bfloat16-autocast", "channels-last")
 EXAMPLES = max(2, settings().max_examples // 4)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small matrices: many tiny kernels
 
 
 def conditioned(n: int, c: int, length: int, seed: int, dtype: torch.dtype) -> torch.Tensor:
