@@ -127,13 +127,14 @@ def _zca_from_batchnorm(bn: _BatchNorm, name: str, zca_kwargs: dict[str, Any]) -
     if own_state - _BATCHNORM_STATE:
         raise TypeError(
             f"cannot convert {where}: it holds {sorted(own_state - _BATCHNORM_STATE)} beyond BatchNorm's "
-            f"{sorted(_BATCHNORM_STATE)}; leave it out with predicate="
+            f"{sorted(_BATCHNORM_STATE)}; leave it out with predicate=lambda name, layer: ..."
         )
     after = dict(bn.named_children())
     if (after or type(bn).forward not in _PLAIN_FORWARDS) and not _is_norm_then(bn, after):
         raise TypeError(
             f"cannot convert {where}: its forward is not batch norm followed by its child modules "
-            f"{list(after)} in order (checked in eval mode on a probe batch); leave it out with predicate="
+            f"{list(after)} in order (checked in eval mode on a probe batch); "
+            "leave it out with predicate=lambda name, layer: ..."
         )
 
     options: dict[str, Any] = {"eps": bn.eps, "momentum": bn.momentum}
