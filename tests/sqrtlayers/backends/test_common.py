@@ -3,6 +3,8 @@ tested the moment it is registered."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -117,15 +119,19 @@ def test_psd_with_eps_is_finite(backend_name: str, root_kind: str) -> None:
     assert torch.isfinite(out).all() and torch.isfinite(A.grad).all()
 
 
-def test_nan_input_propagates(backend_name: str) -> None:
-    """Documented: a NaN anywhere in a matrix gives NaN in that matrix's output (no error, no
-    host sync); other matrices of the batch are unaffected."""
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("where", [(0, 0), (0, 1), (1, 0)], ids=["diagonal", "upper", "lower"])
+def test_non_finite_input_gives_nan(backend_name: str, root_kind: str, value: float, where: tuple[int, int]) -> None:
+    """Documented: a NaN or Inf anywhere in a matrix (either triangle, though ``eigh`` reads only
+    one) gives NaN in that matrix's output (no error, no host sync); other matrices of the batch
+    are unaffected. A ``-inf`` trace once clamped to a tiny positive scale and gave ``inf``."""
     A = torch.stack([torch.eye(4), 2 * torch.eye(4)])
-    A[1, 0, 0] = float("nan")
-    out = sl.sqrtm(A, backend=backend_name)
+    A[1][where] = value
+    out = ROOTS[root_kind](A, backend=backend_name)
     assert torch.isnan(out[1]).any()
     assert torch.isfinite(out[0]).all()
-    assert relative_error(out[0], torch.eye(4)) <= max(tolerance(backend_name, torch.float32)[0], 1e-6)
+    expected = torch.eye(4)
+    assert relative_error(out[0], expected) <= max(tolerance(backend_name, torch.float32)[0], 1e-6)
 
 
 @pytest.mark.parametrize("scale", [1e-25, 1e-12, 1e12, 1e25])

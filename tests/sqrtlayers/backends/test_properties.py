@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis) over every registered backend.
 
 Each test is parametrised over ``list_backends()``, so a backend is covered the moment it is
-registered, and draws its inputs: size ``n`` (1..64 under the ``ci`` profile, 1..160 under
+registered, and draws its inputs: size ``n`` (1..48 under the ``ci`` profile, 1..160 under
 ``thorough``), leading batch shapes ``()``, ``(k,)``, ``(a, b)`` and ``(0,)``, the four float
 dtypes, autocast regions, spectra (log-spaced up to ``kappa = 1e6``, clustered, exactly repeated,
 rank-deficient PSD for the square root) and an overall scale (``1e-30..1e30`` in float64,
@@ -32,7 +32,7 @@ from sqrtlayers.reference import exact_sqrtm, exact_sqrtm_grad, relative_error
 from ...conftest import THOROUGH
 
 ROOTS = {"sqrt": sl.sqrtm, "inv_sqrt": sl.inv_sqrtm}
-MAX_N = 160 if THOROUGH else 64
+MAX_N = 160 if THOROUGH else 48
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 SPECTRA = ("log", "clustered", "repeated", "rank-deficient")
 
@@ -171,14 +171,15 @@ def measure(outcome: Outcome, inverse: bool, forward_bound: float = 0.0) -> Erro
     forward = relative_error(out, exact)
     gradient = relative_error(outcome.grad.double(), exact_sqrtm_grad(A, outcome.G.double(), inverse))
     err_bound = forward_bound * torch.linalg.matrix_norm(exact)
-    eye = torch.eye(A.shape[-1], dtype=torch.float64)
+    evals = torch.linalg.eigvalsh(A).clamp_min(0)  # spectral norms from one eigvalsh
+    n = A.shape[-1]
     if inverse:
-        root_norm = torch.linalg.matrix_norm(exact_sqrtm(A), ord=2)
-        residual = torch.linalg.matrix_norm(out @ A @ out - eye) / math.sqrt(A.shape[-1])
-        allowed = (2 * root_norm + torch.linalg.matrix_norm(A, ord=2) * err_bound) * err_bound / math.sqrt(A.shape[-1])
+        root_norm = evals[..., -1].sqrt()
+        residual = torch.linalg.matrix_norm(out @ A @ out - torch.eye(n, dtype=torch.float64)) / math.sqrt(n)
+        allowed = (2 * root_norm + evals[..., -1] * err_bound) * err_bound / math.sqrt(n)
     else:
         residual = torch.linalg.matrix_norm(out @ out - A) / torch.linalg.matrix_norm(A)
-        allowed = (2 * torch.linalg.matrix_norm(exact, ord=2) + err_bound) * err_bound / torch.linalg.matrix_norm(A)
+        allowed = (2 * evals[..., -1].sqrt() + err_bound) * err_bound / torch.linalg.matrix_norm(A)
     # Floor: forming the residual itself rounds at float64's precision.
     allowed = allowed + 1e-12
     asymmetry = relative_error(out.mT, out)
