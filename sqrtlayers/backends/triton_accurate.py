@@ -174,14 +174,19 @@ def _forward_kernel(
 
     A = tl.load(A_ptr + offsets, mask=inside, other=0.0)
     # Frobenius norm scaled by the largest entry first: squaring raw entries overflows past 1e19.
-    # The floors are float32 `tiny` and `eps`, as in the torch path (literals: no globals here).
-    largest = tl.maximum(tl.reduce(tl.abs(A), None, _maximum), 1.1754943508222875e-38)
+    # The floors are float32 `tiny` and `eps`, as in the torch path (literals: no globals here),
+    # applied with `where` because `tl.maximum` may drop a NaN on the GPU: a NaN or Inf entry
+    # must reach the scale (through the sum when the max reduction drops it) and give NaN.
+    largest = tl.reduce(tl.abs(A), None, _maximum)
+    largest = tl.where(largest < 1.1754943508222875e-38, 1.1754943508222875e-38, largest)
     A_m = A / largest
-    norm = tl.maximum(tl.sqrt(tl.reduce(A_m * A_m, None, _add)) * largest, 1.1754943508222875e-38)
+    norm = tl.sqrt(tl.reduce(A_m * A_m, None, _add)) * largest
+    norm = tl.where(norm < 1.1754943508222875e-38, 1.1754943508222875e-38, norm)
     A_n = A / norm
     A_n2 = tl.dot(A_n, A_n, input_precision=PRECISION)
     # r = (tr A_n^4)^{1/4} >= lambda_max(A_n); the floor only guards a zero matrix.
-    r = tl.maximum(tl.sqrt(tl.sqrt(tl.reduce(A_n2 * A_n2, None, _add))), 1.1920928955078125e-07)
+    r = tl.sqrt(tl.sqrt(tl.reduce(A_n2 * A_n2, None, _add)))
+    r = tl.where(r < 1.1920928955078125e-07, 1.1920928955078125e-07, r)
     A_s = A_n / r
 
     # Step 0 has Z = I, X = A_s: T = a I + b A_s + c A_s^2 from the A_n^2 already computed.

@@ -8,6 +8,7 @@ to be set while a test runs: the ``interpreter`` fixture sets it and restores it
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
@@ -183,6 +184,23 @@ def test_tf32x3_runs_under_interpreter() -> None:
     ref_out, ref_grad = _run(None, A, G, inverse=True, precision="ieee")
     assert float(relative_error(out, ref_out).max()) <= 1e-6
     assert float(relative_error(grad, ref_grad).max()) <= 1e-6
+
+
+@pytest.mark.usefixtures("interpreter")
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # numpy, in the interpreter
+def test_non_finite_input_gives_nan_in_its_matrix_only(value: float) -> None:
+    A = torch.stack([torch.eye(4), 2 * torch.eye(4)])
+    A[1, 0, 1] = value
+    out = fused_minimax_sqrtm(A, _steps(4), inverse=True)
+    assert torch.isnan(out[1]).all()
+    assert torch.allclose(out[0], torch.eye(4), atol=1e-6)
+
+
+@pytest.mark.usefixtures("interpreter")
+def test_zero_matrix_gives_zero_root() -> None:
+    out = fused_minimax_sqrtm(torch.zeros(2, 5, 5), _steps(5), inverse=False)
+    assert torch.equal(out, torch.zeros(2, 5, 5))
 
 
 @pytest.mark.usefixtures("interpreter")
