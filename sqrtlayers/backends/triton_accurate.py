@@ -299,8 +299,6 @@ def _compiled(interpret: bool) -> tuple[Any, Any]:
         from triton.runtime.interpreter import InterpretedFunction
 
         return InterpretedFunction(_forward_kernel), InterpretedFunction(_backward_kernel)
-    from triton.runtime.jit import JITFunction
-
     return JITFunction(_forward_kernel), JITFunction(_backward_kernel)
 
 
@@ -326,7 +324,10 @@ def _launch_forward(A3: Tensor, steps: tuple[Quintic, ...], inverse: bool, preci
     block, warps = _block_and_warps(n)
     forward, _ = _compiled(A3.device.type == "cpu")
     coef = _coefficients(steps, A3.device)
-    forward[(batch,)](A3, Y, Z, out, u, coef, n, NUM_STEPS=len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, num_warps=warps)
+    forward[(batch,)](
+        A3, Y, Z, out, u, coef, n,
+        NUM_STEPS=len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, num_warps=warps,
+    )
     return out, Y, Z, u
 
 
