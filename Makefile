@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 
 ## Train the default model (ZCA stem + covariance-pooling head, mpa-lya) on the embedded digits.
 train: install
-	$(PY) -m lit_models fit --config lit_models/configs/default.yaml
+	$(PY) -m lit_models fit
 
 ## Run the test suite (CPU; CUDA-only checks skip without a GPU).
 test: install

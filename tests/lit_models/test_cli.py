@@ -106,7 +106,6 @@ def test_print_config_shows_the_default_job(tmp_path, monkeypatch, capsys):
 def test_own_config_is_not_merged_with_the_default(tmp_path):
     args = with_default_config(["fit", "--config", "mine.yaml", "--trainer.max_epochs=1"], ["fit"])
     assert args == ["fit", "--config", "mine.yaml", "--trainer.max_epochs=1"]
-    assert with_default_config(["fit", "-c=x"], ["fit"])[:2] == ["fit", "--config"]
     assert with_default_config(["fit", "--config=x.yaml"], ["fit"]) == ["fit", "--config=x.yaml"]
     assert with_default_config(["--help"], ["fit"]) == ["--help"]
 
