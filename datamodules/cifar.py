@@ -143,17 +143,8 @@ class CIFAR10DataModule(CIFARDataModuleBase):
     """CIFAR-10 (50,000 train + 10,000 test 32x32 RGB images, 10 classes).
 
     Reads ``<data_dir>/cifar-10-batches-py/`` with :class:`torchvision.datasets.CIFAR10`.
-    See :class:`CIFARDataModuleBase` for the arguments (``data_dir``, ``download``,
-    ``val_fraction``, ``augment``, ``batch_size``, ``num_workers``, ``seed``).
-
-    Args:
-        data_dir (str): folder holding the extracted archive. Default: ``"data"``.
-        download (bool): download in ``prepare_data`` when missing. Default: ``False``.
-        val_fraction (float): training images held out for validation. Default: ``0.1``.
-        augment (bool): crop and flip the train split. Default: ``True``.
-        batch_size (int): global batch size. Default: ``128``.
-        num_workers (int): dataloader worker processes. Default: ``2``.
-        seed (int): seed of the train/val split. Default: ``42``.
+    Its arguments are those of :class:`CIFARDataModuleBase`: ``data_dir``,
+    ``download``, ``val_fraction``, ``augment``, ``batch_size``, ``num_workers``, ``seed``.
 
     Example:
         >>> dm = CIFAR10DataModule(data_dir="data", download=True)  # doctest: +SKIP
@@ -173,16 +164,7 @@ class CIFAR100DataModule(CIFARDataModuleBase):
     """CIFAR-100 (50,000 train + 10,000 test 32x32 RGB images, 100 fine classes).
 
     Reads ``<data_dir>/cifar-100-python/`` with :class:`torchvision.datasets.CIFAR100`.
-    See :class:`CIFARDataModuleBase` for the arguments.
-
-    Args:
-        data_dir (str): folder holding the extracted archive. Default: ``"data"``.
-        download (bool): download in ``prepare_data`` when missing. Default: ``False``.
-        val_fraction (float): training images held out for validation. Default: ``0.1``.
-        augment (bool): crop and flip the train split. Default: ``True``.
-        batch_size (int): global batch size. Default: ``128``.
-        num_workers (int): dataloader worker processes. Default: ``2``.
-        seed (int): seed of the train/val split. Default: ``42``.
+    Its arguments are those of :class:`CIFARDataModuleBase`.
 
     Example:
         >>> dm = CIFAR100DataModule(data_dir="data", download=True)  # doctest: +SKIP
