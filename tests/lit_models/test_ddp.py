@@ -19,11 +19,32 @@ import pytorch_lightning as pl
 import torch
 import yaml
 
+from torch.utils.data import DataLoader, DistributedSampler
+
+from datamodules import SyntheticDataModule
 from lit_models import ClassifierCLI, ImageClassifier, SmallResNet
 from sqrtlayers.layers import ZCABatchNorm
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STEPS = 3
+EPOCHS = 2
+STEPS_PER_EPOCH = 2
+
+
+class SameOrderDataModule(SyntheticDataModule):
+    """Draws the training samples in one seeded order whatever the number of processes.
+
+    Rank ``r`` of ``k`` takes every ``k``-th sample of one permutation, so the ``k``
+    per-process batches of a step together are the one-process batch of that step.
+    The per-process batch size is the datamodule's own choice, left as it is.
+    """
+
+    def train_dataloader(self) -> DataLoader:
+        loader = super().train_dataloader()
+        sampler = DistributedSampler(
+            loader.dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank,
+            shuffle=True, seed=0,
+        )
+        return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler)
 
 
 class SaveRankState(pl.Callback):
@@ -35,21 +56,21 @@ class SaveRankState(pl.Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         sync_flags = [m.sync_stats for m in pl_module.modules() if isinstance(m, ZCABatchNorm)]
         state = {"state_dict": pl_module.state_dict(), "sync_flags": sync_flags,
-                 "world_size": trainer.world_size}
+                 "world_size": trainer.world_size, "global_step": trainer.global_step}
         torch.save(state, self.folder / f"rank{trainer.global_rank}.pt")
 
 
 def write_config(folder: Path) -> Path:
-    """A tiny job: 32 training images, one global batch of 32 per epoch, STEPS epochs.
+    """A tiny job: 64 training images in global batches of 32, EPOCHS epochs.
 
-    With one batch per epoch every process count sees the same samples per step,
-    whatever order the samplers draw them in. Every norm is a ZCA layer (plain
-    BatchNorm statistics stay per-rank by design, as in torch).
+    Every norm is a ZCA layer (plain BatchNorm statistics stay per-rank by design, as
+    in torch).
     """
     config = {
         "seed_everything": 0,
         "trainer": {
-            "accelerator": "cpu", "devices": 1, "max_epochs": STEPS, "limit_val_batches": 0,
+            "accelerator": "cpu", "devices": 1, "max_epochs": EPOCHS, "limit_val_batches": 0,
+            "use_distributed_sampler": False,
             "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
             "enable_model_summary": False, "default_root_dir": str(folder),
             "callbacks": [{"class_path": f"{__name__}.SaveRankState",
@@ -61,8 +82,8 @@ def write_config(folder: Path) -> Path:
                                     "reduced_dim": 4, "backend": "eigh"}},
             "lr": 0.05,
         },
-        "data": {"class_path": "datamodules.SyntheticDataModule",
-                 "init_args": {"num_samples": 40, "num_classes": 4, "image_size": 8,
+        "data": {"class_path": f"{__name__}.SameOrderDataModule",
+                 "init_args": {"num_samples": 80, "num_classes": 4, "image_size": 8,
                                "batch_size": 32}},
     }
     path = folder / "job.yaml"  # not config.yaml: the CLI saves its own there
@@ -95,6 +116,8 @@ def test_ddp_launcher_matches_one_process(tmp_path):
     (reference,) = load_ranks(one, 1)
     rank0, rank1 = load_ranks(two, 2)
     assert (reference["world_size"], rank0["world_size"]) == (1, 2)
+    # The global batch is split across the processes: as many optimizer steps as one process.
+    assert reference["global_step"] == rank0["global_step"] == EPOCHS * STEPS_PER_EPOCH
     # ZCA sync is on by default under DDP, and only there.
     assert len(rank0["sync_flags"]) == len(reference["sync_flags"]) == 7
     assert all(rank0["sync_flags"] + rank1["sync_flags"])
@@ -105,7 +128,7 @@ def test_ddp_launcher_matches_one_process(tmp_path):
     for name, value in rank0["state_dict"].items():
         assert torch.equal(rank1["state_dict"][name], value), name
     whitening = rank0["state_dict"]["model.stem.1.running_whitening"]
-    assert int(rank0["state_dict"]["model.stem.1.num_batches_tracked"]) == STEPS
+    assert int(rank0["state_dict"]["model.stem.1.num_batches_tracked"]) == EPOCHS * STEPS_PER_EPOCH
     assert not torch.allclose(whitening, torch.eye(whitening.shape[-1]).expand_as(whitening))
     # ... and they are the one-process model: global statistics, global gradients (up
     # to the order of float sums; per-rank statistics would differ by far more).
