@@ -147,7 +147,7 @@ class ClassifierCLI(LightningCLI):
 
 
 def main(args: ArgsType = None) -> None:
-    """Run the command line, e.g. ``main(["fit"])`` (the default job) or ``main(["fit", "--config", PATH])``.
+    """Run the command line: ``main(["fit"])`` (the default job), ``main(["fit", "--config", PATH])``.
 
     Args:
         args (ArgsType): arguments as on the command line; ``None`` reads ``sys.argv``.

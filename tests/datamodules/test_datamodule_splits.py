@@ -21,7 +21,8 @@ def test_split_sizes_give_every_part_one_item(total, fractions, sizes):
 
 @pytest.mark.parametrize(("total", "fractions"), [(2, (0.1, 0.1)), (1, (0.5,)), (0, (0.1,))])
 def test_split_sizes_too_few_items_is_an_error(total, fractions):
-    with pytest.raises(ValueError, match=f"cannot split {total} samples into {len(fractions) + 1} non-empty parts"):
+    expected = f"cannot split {total} samples into {len(fractions) + 1} non-empty parts"
+    with pytest.raises(ValueError, match=expected):
         split_sizes(total, *fractions)
 
 

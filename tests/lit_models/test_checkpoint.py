@@ -1,4 +1,4 @@
-"""Checkpoints: resuming continues the same run; they load with weights_only=True and by path alone."""
+"""Checkpoints: resuming continues the run; they load with weights_only=True and by path alone."""
 
 from pathlib import Path
 
@@ -125,9 +125,11 @@ class Flatten4(nn.Module):
 def test_checkpoint_without_network_config_says_what_to_pass(tmp_path):
     module = ImageClassifier(Flatten4(), num_classes=4, lr=0.05)
     _, checkpoint = fit(module, tmp_path)
-    assert "model" not in torch.load(checkpoint.best_model_path, weights_only=True)["hyper_parameters"]
+    saved = torch.load(checkpoint.best_model_path, weights_only=True)
+    assert "model" not in saved["hyper_parameters"]
 
-    with pytest.raises(ValueError, match="pass it, ImageClassifier.load_from_checkpoint\\(path, model=network\\)"):
+    expected = "pass it, ImageClassifier.load_from_checkpoint\\(path, model=network\\)"
+    with pytest.raises(ValueError, match=expected):
         ImageClassifier.load_from_checkpoint(checkpoint.best_model_path)
     loaded = ImageClassifier.load_from_checkpoint(checkpoint.best_model_path, model=Flatten4())
     assert torch.equal(loaded.model.fc.weight, module.model.fc.weight)

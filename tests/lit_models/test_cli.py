@@ -85,8 +85,11 @@ def test_config_parses_and_builds(config, data_root, tmp_path, no_network):
 def test_bare_fit_runs_the_default_job(tmp_path, monkeypatch, capsys):
     # No --config: the packaged default.yaml is the config.
     monkeypatch.chdir(tmp_path)
-    cli = ClassifierCLI(args=["fit", "--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false"])
-    assert type(cli.model.model) is SmallResNet and type(cli.datamodule).__name__ == "DigitsDataModule"
+    cli = ClassifierCLI(
+        args=["fit", "--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false"]
+    )
+    assert type(cli.model.model) is SmallResNet
+    assert type(cli.datamodule).__name__ == "DigitsDataModule"
     assert cli.trainer.global_step == 1
     assert (cli.config.fit.model.lr, cli.config.fit.trainer.max_epochs) == (0.05, 15)
 
@@ -120,7 +123,8 @@ def test_console_script_prints_the_default_job(tmp_path):
         [str(CONSOLE_SCRIPT), "fit", "--print_config"], cwd=tmp_path, capture_output=True,
         text=True, timeout=300, check=True,
     )
-    assert yaml.safe_load(result.stdout)["model"]["model"]["class_path"] == "lit_models.models.SmallResNet"
+    network = yaml.safe_load(result.stdout)["model"]["model"]
+    assert network["class_path"] == "lit_models.models.SmallResNet"
 
 
 def test_default_job_end_to_end(tmp_path, capsys):
@@ -169,5 +173,6 @@ def test_default_job_end_to_end(tmp_path, capsys):
     tested = ClassifierCLI(args=["test", *common, "--ckpt_path", str(checkpoints[0])])
     assert "test_acc" in capsys.readouterr().out
     assert type(tested.model.model) is SmallResNet
-    assert float(tested.trainer.callback_metrics["test_acc"]) == pytest.approx(metrics["test_acc"], abs=1e-6)
-    assert float(tested.trainer.callback_metrics["test_loss"]) == pytest.approx(metrics["test_loss"], rel=1e-5)
+    cli_metrics = tested.trainer.callback_metrics
+    assert float(cli_metrics["test_acc"]) == pytest.approx(metrics["test_acc"], abs=1e-6)
+    assert float(cli_metrics["test_loss"]) == pytest.approx(metrics["test_loss"], rel=1e-5)

@@ -1,4 +1,4 @@
-"""Network configs: recorded by the builders, plain data only, rebuilt only from imported classes."""
+"""Network configs: recorded by the builders, plain data only, built only from imported classes."""
 
 import io
 
