@@ -61,7 +61,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .base import SqrtmBackend
+from .base import SqrtmBackend, compute_dtype
 from .fused import scaled_matmul_add
 from .normalisation import frobenius_normalise
 
@@ -72,6 +72,7 @@ __all__ = [
     "MinimaxSchedule",
     "coupled_minimax_sqrtm",
     "minimax_lyapunov_solve",
+    "BACKWARD_SHRINK",
     "choose_impl",
     "AccurateBackend",
 ]
@@ -93,6 +94,10 @@ _SIZE_BUCKETS = (16, 256, 4096)
 #: Largest ``n`` that ``impl="auto"`` hands to the fused Triton kernel (one matrix per program:
 #: four 64x64 float32 tiles fit in registers and shared memory; 128x128 would spill).
 FUSED_MAX_N = 64
+
+#: The backward's sign iteration runs on ``BACKWARD_SHRINK * B`` (see
+#: :func:`minimax_lyapunov_solve`); exact in binary, so the rescaling adds no rounding.
+BACKWARD_SHRINK = 1.0 - 2.0**-10
 
 _IMPLS = ("auto", "torch", "triton")
 _PRECISIONS = ("ieee", "tf32x3")
@@ -246,13 +251,26 @@ def _quintic_factor(X: Tensor, a: float, b: float, c: float) -> Tensor:
 
 
 def coupled_minimax_sqrtm(
-    A: Tensor, steps: tuple[Quintic, ...], *, want_root: bool = True, want_inv_root: bool = True
+    A: Tensor,
+    steps: tuple[Quintic, ...],
+    *,
+    want_root: bool = True,
+    want_inv_root: bool = True,
+    ridge: float = 0.0,
 ) -> tuple[Tensor | None, Tensor | None, Tensor]:
-    """``(Y, Z, u)`` with ``Y ~ (A/u)^{1/2}``, ``Z ~ (A/u)^{-1/2}`` (both symmetrised) and ``u``
+    r"""``(Y, Z, u)`` with ``Y ~ (A/u)^{1/2}``, ``Z ~ (A/u)^{-1/2}`` (both symmetrised) and ``u``
     of shape ``(..., 1, 1)``, for ``A`` float32/float64 ``(..., n, n)``.
 
     The last step skips the product of an output nobody asked for (``None`` is returned in its
     place): ``4 k - 3`` products for one of the two, ``4 k - 2`` for both.
+
+    ``ridge > 0`` iterates on ``A/u + ridge I`` instead, so that eigenvalues down to ``-ridge``
+    (the rounding of a singular PSD matrix to a coarse dtype) converge rather than diverge, and
+    corrects the root to second order: :math:`\sqrt{\lambda} = \sqrt{\mu}\,(1 - w)^{1/2}`
+    with :math:`\mu = \lambda + \rho`, :math:`w = \rho / \mu`, so ``Y - (ridge/2) Z -
+    (ridge^2/8) Z^3`` is off by about :math:`\sqrt{\mu}\, w^3 / 16`, and by at most
+    :math:`0.4 \sqrt{\rho}` at :math:`\lambda = 0`. That costs three products (``Z`` in the
+    last step, ``Z^3``); the inverse root is returned uncorrected (the square root only).
     """
     # Frobenius-normalise first so that squaring neither underflows nor overflows.
     A_n, norm = frobenius_normalise(A)
@@ -260,10 +278,23 @@ def coupled_minimax_sqrtm(
     # r = (tr A_n^4)^{1/4} >= lambda_max(A_n), and r >= n^{-1/4} for PSD A_n != 0; the floor only
     # keeps a zero matrix (or garbage input) from dividing by zero.
     r = torch.linalg.matrix_norm(A_n2, keepdim=True).sqrt().clamp_min(torch.finfo(A.dtype).eps)
+    if ridge:
+        # Scaled by (1 + rho) as well, so that A_s + rho' I, rho' = rho / (1 + rho), stays
+        # within [0, 1]: the quintics diverge a few 1e-6 above 1.
+        r = r * (1.0 + ridge)
+        ridge = ridge / (1.0 + ridge)
     A_s = A_n / r
+    A_s2 = A_n2 / (r * r)
+    if ridge:
+        # (A_s + rho I)^2 = A_s^2 + 2 rho A_s + rho^2 I: still no product of its own.
+        A_s2 = torch.add(A_s2, A_s, alpha=2 * ridge)
+        A_s2.diagonal(dim1=-2, dim2=-1).add_(ridge * ridge)
+        A_s = A_s.clone()
+        A_s.diagonal(dim1=-2, dim2=-1).add_(ridge)
+        want_inv_root = True
     a, b, c = steps[0]
     # Step 0 has Z = I and X = A_s: T is a polynomial in A_s, using the A_n^2 already computed.
-    T = torch.add(b * A_s, A_n2 / (r * r), alpha=c)
+    T = torch.add(b * A_s, A_s2, alpha=c)
     T.diagonal(dim1=-2, dim2=-1).add_(a)
     last = len(steps) - 1
     Y: Tensor | None = A_s @ T if (last > 0 or want_root) else None
@@ -272,6 +303,10 @@ def coupled_minimax_sqrtm(
         T = _quintic_factor(Z @ Y, a, b, c)
         Y = Y @ T if (k < last or want_root) else None
         Z = T @ Z if (k < last or want_inv_root) else None
+    if ridge and Y is not None:
+        # sqrt(A_s) = Y (I - rho Z^2)^{1/2} = Y - (rho/2) Z - (rho^2/8) Z^3 - ..., as Y Z = I.
+        Y = torch.add(Y, Z, alpha=-0.5 * ridge)
+        Y = torch.add(Y, (Z @ Z) @ Z, alpha=-0.125 * ridge * ridge)
     # Y and Z are symmetric in exact arithmetic; averaging removes the rounding drift.
     Y = 0.5 * (Y + Y.mT) if want_root else None
     Z = 0.5 * (Z + Z.mT) if want_inv_root else None
@@ -293,7 +328,15 @@ def minimax_lyapunov_solve(B: Tensor, C: Tensor, steps: tuple[Quintic, ...]) -> 
     :math:`P(M^2) = [[P(W), dP], [0, P(W)]]`, ``dP = b D + c (W D + D W)``, and the new
     top-right block is :math:`C P(W) + B\,dP`. ``C`` symmetric makes ``D`` skew, so
     ``D = BC - (BC)^T`` and ``W D + D W = WD - (WD)^T``: one product each.
+
+    The iteration runs on :math:`sB`, :math:`s =` :data:`BACKWARD_SHRINK`, and rescales the
+    result (:math:`sB X' + X' sB = C` gives :math:`X = s X'`). The composed quintics diverge
+    just above :math:`\sigma = 1` (seven float32 steps take ``1 + 1e-5`` to ``5e15``), and a
+    computed root lands there when one eigenvalue dominates and the scaling bound is tight
+    (measured: ``1 + 5e-5`` for a rank-deficient float32 input, whose gradient was NaN);
+    the shrink keeps every eigenvalue inside the converging interval.
     """
+    B = BACKWARD_SHRINK * B
     last = len(steps) - 1
     for k, (a, b, c) in enumerate(steps):
         W = B @ B
@@ -304,7 +347,7 @@ def minimax_lyapunov_solve(B: Tensor, C: Tensor, steps: tuple[Quintic, ...]) -> 
         C = 0.5 * (C + C.mT)  # symmetric in exact arithmetic: keep D exactly skew next step
         if k < last:
             B = B @ P
-    return 0.5 * C
+    return (0.5 * BACKWARD_SHRINK) * C
 
 
 class _MinimaxSqrtm(torch.autograd.Function):
@@ -312,16 +355,19 @@ class _MinimaxSqrtm(torch.autograd.Function):
     :func:`minimax_lyapunov_solve` over the first ``backward_steps`` steps."""
 
     @staticmethod
-    def forward(A: Tensor, steps: tuple[Quintic, ...], backward_steps: int, inverse: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+    def forward(
+        A: Tensor, steps: tuple[Quintic, ...], backward_steps: int, inverse: bool, ridge: float
+    ) -> tuple[Tensor, Tensor | None, Tensor]:
         # The backward needs the root in both cases; without a backward, only what is returned.
-        Y, Z, u = coupled_minimax_sqrtm(A, steps, want_root=not inverse or backward_steps > 0, want_inv_root=inverse)
+        want_root = not inverse or backward_steps > 0
+        Y, Z, u = coupled_minimax_sqrtm(A, steps, want_root=want_root, want_inv_root=inverse, ridge=ridge)
         root_u = u.sqrt()
         out = Z / root_u if inverse else Y * root_u
         return out, Y, u
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        _, steps, backward_steps, inverse = inputs
+        _, steps, backward_steps, inverse, _ = inputs
         out, Y, u = output
         ctx.steps = steps[:backward_steps]
         ctx.inverse = inverse
@@ -330,15 +376,15 @@ class _MinimaxSqrtm(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out: Tensor, *_unused: Tensor) -> tuple[Tensor | None, None, None, None]:
+    def backward(ctx, grad_out: Tensor, *_unused: Tensor) -> tuple[Tensor | None, None, None, None, None]:
         if not ctx.needs_input_grad[0]:
-            return None, None, None, None
+            return None, None, None, None, None
         Y, u, inv_root = ctx.saved_tensors
         G = 0.5 * (grad_out + grad_out.mT)
         if ctx.inverse:
             # d(A^{-1/2}) = -A^{-1/2} d(A^{1/2}) A^{-1/2}.
             G = -(inv_root @ G @ inv_root)
-        return minimax_lyapunov_solve(Y, G / u.sqrt(), ctx.steps), None, None, None
+        return minimax_lyapunov_solve(Y, G / u.sqrt(), ctx.steps), None, None, None, None
 
 
 def choose_impl(impl: str, device_type: str, n: int, dtype: torch.dtype, triton_ok: bool) -> str:
@@ -453,22 +499,54 @@ class AccurateBackend(SqrtmBackend):
         return self.schedule_for(n, dtype).steps_to(self._tol(dtype) ** (2 / 3))
 
     def resolved_impl(self, A: Tensor) -> str:
-        """``"torch"`` or ``"triton"``: what this backend runs for inputs like ``A``."""
-        if self.impl == "torch":
+        """``"torch"`` or ``"triton"``: what this backend runs for inputs like ``A``.
+
+        Under ``torch.compile``, ``impl="auto"`` runs the batched products, which the compiler
+        can trace, fuse and capture; the fused kernel is an opaque launch to it.
+        """
+        if self.impl == "torch" or (self.impl == "auto" and torch.compiler.is_compiling()):
             return "torch"
         from .triton_accurate import triton_available
 
         return choose_impl(self.impl, A.device.type, A.shape[-1], A.dtype, triton_available(A.device))
 
+    @staticmethod
+    def ridge_for(input_dtype: torch.dtype, inverse: bool) -> float:
+        """The ridge (relative to the scaled matrix, see :func:`coupled_minimax_sqrtm`) for a
+        square root of an input of ``input_dtype``: its unit roundoff when that is coarser than
+        the computing dtype's (float16, bfloat16), else 0.
+
+        Rounding a singular PSD matrix to float16 (bfloat16) leaves eigenvalues down to about
+        ``-1e-4`` (``-7e-4``) of the largest at ``n = 160``; the iteration itself tolerates
+        ``-1e-7``, which covers float32 and float64 rounding. The inverse root of such a matrix
+        does not exist, and gets no ridge.
+
+        Example:
+            >>> AccurateBackend.ridge_for(torch.bfloat16, inverse=False)
+            0.00390625
+            >>> AccurateBackend.ridge_for(torch.float32, inverse=False)
+            0.0
+        """
+        if inverse or compute_dtype(input_dtype) == input_dtype:
+            return 0.0
+        return torch.finfo(input_dtype).eps / 2
+
     def _compute(self, A: Tensor, inverse: bool) -> Tensor:
+        return self._compute_from(A, inverse, A.dtype)
+
+    def _compute_from(self, A: Tensor, inverse: bool, input_dtype: torch.dtype) -> Tensor:
         n = A.shape[-1]
         schedule = self.schedule_for(n, A.dtype)
+        ridge = self.ridge_for(input_dtype, inverse)
         if self.resolved_impl(A) == "triton":
             if A.dtype != torch.float32:
                 raise ValueError(f"impl='triton' computes in float32, got dtype {A.dtype}; use impl='torch' or 'auto'")
             from .triton_accurate import fused_minimax_sqrtm
 
-            return fused_minimax_sqrtm(A, schedule.steps, inverse, precision=self.precision)
+            backward_steps = self.backward_steps_for(n, A.dtype)
+            return fused_minimax_sqrtm(
+                A, schedule.steps, inverse, precision=self.precision, backward_steps=backward_steps, ridge=ridge
+            )
         needs_grad = torch.is_grad_enabled() and A.requires_grad
         backward_steps = self.backward_steps_for(n, A.dtype) if needs_grad else 0
-        return _MinimaxSqrtm.apply(A, schedule.steps, backward_steps, inverse)[0]
+        return _MinimaxSqrtm.apply(A, schedule.steps, backward_steps, inverse, ridge)[0]

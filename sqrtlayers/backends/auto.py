@@ -109,5 +109,8 @@ class AutoBackend(SqrtmBackend):
             f"{reason} (error <= {self.tol:g} up to kappa {self.kappa:g})"
         )
 
+    def _compute_from(self, A: Tensor, inverse: bool, input_dtype: torch.dtype) -> Tensor:
+        return self.choose(A)._compute_from(A, inverse, input_dtype)
+
     def _compute(self, A: Tensor, inverse: bool) -> Tensor:
         return self.choose(A)._compute(A, inverse)

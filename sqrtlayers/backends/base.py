@@ -86,8 +86,13 @@ class SqrtmBackend:
         in_dtype = A.dtype
         work = A.to(compute_dtype(in_dtype))
         with torch.autocast(device_type=A.device.type, enabled=False):
-            out = self._compute(work, inverse)
+            out = self._compute_from(work, inverse, in_dtype)
         return out.to(in_dtype)
+
+    def _compute_from(self, A: Tensor, inverse: bool, input_dtype: torch.dtype) -> Tensor:
+        """:meth:`_compute` for ``A`` upcast from ``input_dtype``; a backend whose numerics
+        depend on how coarsely the input was rounded overrides this instead."""
+        return self._compute(A, inverse)
 
     def _compute(self, A: Tensor, inverse: bool) -> Tensor:
         raise NotImplementedError

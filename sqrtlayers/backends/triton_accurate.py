@@ -41,15 +41,9 @@ Numerics:
     scaling, the first step built from :math:`A^2`, symmetrised results) and the backward
     :func:`~sqrtlayers.backends.accurate.minimax_lyapunov_solve`: the symmetric part of the
     upstream gradient, the sign iteration on :math:`[[B, C], [0, -B]]` in seven products a
-    step, ``backward_steps`` of the schedule's steps. One difference: the backward iterates on
-    :math:`sB` with :math:`s = 1 - 2^{-10}` and rescales the result. The composed quintics
-    diverge just above :math:`\sigma = 1` (the seven float32 backward steps take
-    :math:`1 + 3\cdot10^{-6}` to 58 and :math:`1 + 10^{-5}` to ``5e15``), and the computed root
-    can land there when one eigenvalue dominates and the scaling bound is tight; the shift keeps
-    every eigenvalue inside the converging interval at no cost in accuracy (the schedule's lower
-    end is set for the scaling's worst case, ``n = 4096``, with room to spare at ``n <= 64``).
-    At ``n = 3``, ``kappa = 1e4`` the torch path's gradient error is ``3e-3`` to ``1e-2``, the
-    kernel's ``8e-5``.
+    step, ``backward_steps`` of the schedule's steps, on the shrunk root
+    (:data:`~sqrtlayers.backends.accurate.BACKWARD_SHRINK`), and for float16/bfloat16 inputs
+    the same ridge and second-order correction (``ridge``, compile-time ``RIDGED``).
 
     The kernel agrees with ``impl="torch"`` to the rounding of a different summation order: at
     ``kappa = 1e3`` at most ``4e-6`` forward and ``1e-5`` for the gradient (relative Frobenius,
@@ -157,12 +151,16 @@ def _forward_kernel(
     u_ptr,
     coef_ptr,
     n,
+    ridge,
     NUM_STEPS: tl.constexpr,
     BLOCK: tl.constexpr,
     INVERSE: tl.constexpr,
     PRECISION: tl.constexpr,
+    RIDGED: tl.constexpr,
 ):
-    """Program ``i``: ``Y, Z ~ (A_i/u)^{±1/2}``, ``u`` and the requested output for matrix ``i``."""
+    """Program ``i``: ``Y, Z ~ (A_i/u)^{±1/2}``, ``u`` and the requested output for matrix ``i``;
+    with ``RIDGED`` the iteration runs on ``A_i/u + ridge I`` and ``Y`` is corrected to second
+    order, as in :func:`~sqrtlayers.backends.accurate.coupled_minimax_sqrtm`."""
     pid = tl.program_id(0).to(tl.int64)
     rows = tl.arange(0, BLOCK)[:, None]
     cols = tl.arange(0, BLOCK)[None, :]
@@ -187,13 +185,21 @@ def _forward_kernel(
     # r = (tr A_n^4)^{1/4} >= lambda_max(A_n); the floor only guards a zero matrix.
     r = tl.sqrt(tl.sqrt(tl.reduce(A_n2 * A_n2, None, _add)))
     r = tl.where(r < 1.1920928955078125e-07, 1.1920928955078125e-07, r)
+    # Scaled by (1 + rho) as well, so that A_s + rho' I, rho' = rho / (1 + rho), stays within
+    # [0, 1] (the quintics diverge just above 1); with rho = 0 both lines are exact no-ops.
+    r = r * (1.0 + ridge)
+    ridge = ridge / (1.0 + ridge)
     A_s = A_n / r
+    # (A_s + rho' I)^2 = A_s^2 + 2 rho A_s + rho^2 I; with rho = 0 every term below is exact.
+    A_s2 = A_n2 / (r * r) + (2.0 * ridge) * A_s
+    A_s2 = tl.where(diagonal, A_s2 + ridge * ridge, A_s2)
+    A_s = tl.where(diagonal, A_s + ridge, A_s)
 
     # Step 0 has Z = I, X = A_s: T = a I + b A_s + c A_s^2 from the A_n^2 already computed.
     a = tl.load(coef_ptr)
     b = tl.load(coef_ptr + 1)
     c = tl.load(coef_ptr + 2)
-    T = b * A_s + c * (A_n2 / (r * r))
+    T = b * A_s + c * A_s2
     T = tl.where(diagonal, T + a, T)
     Y = tl.dot(A_s, T, input_precision=PRECISION)
     Z = T
@@ -207,6 +213,10 @@ def _forward_kernel(
         Y_next = tl.dot(Y, T, input_precision=PRECISION)
         Z = tl.dot(T, Z, input_precision=PRECISION)
         Y = Y_next
+    if RIDGED:
+        # sqrt(A_s) = Y (I - rho Z^2)^{1/2} = Y - (rho/2) Z - (rho^2/8) Z^3 - ..., as Y Z = I.
+        Z3 = tl.dot(tl.dot(Z, Z, input_precision=PRECISION), Z, input_precision=PRECISION)
+        Y = Y - (0.5 * ridge) * Z - (0.125 * ridge * ridge) * Z3
     # Symmetric in exact arithmetic; averaging with the transpose removes the rounding drift.
     Y = 0.5 * (Y + tl.trans(Y))
     Z = 0.5 * (Z + tl.trans(Z))
@@ -246,7 +256,8 @@ def _backward_kernel(
     # The schedule converges on sigma in [sigma_min, 1], and outside it the composed quintics
     # diverge within a few 1e-6: the forward's root can end that far above 1 when
     # (tr A^4)^{1/4} is a tight bound (one dominant eigenvalue), so iterate on s B with
-    # s = 1 - 2^-10 and undo it at the end (s B X' + X' s B = C gives X = s X').
+    # s = 1 - 2^-10 (accurate.BACKWARD_SHRINK, as a literal here) and undo it at the end
+    # (s B X' + X' s B = C gives X = s X').
     B = 0.9990234375 * tl.load(Y_ptr + offsets, mask=inside, other=0.0)
     G = tl.load(grad_ptr + offsets, mask=inside, other=0.0)
     # Only the symmetric part of G counts: the exact gradient for every symmetric
@@ -314,7 +325,9 @@ def _coefficients(steps: tuple[Quintic, ...], device: torch.device) -> Tensor:
     return torch.tensor(steps, dtype=torch.float32, device=device).contiguous()
 
 
-def _launch_forward(A3: Tensor, steps: tuple[Quintic, ...], inverse: bool, precision: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _launch_forward(
+    A3: Tensor, steps: tuple[Quintic, ...], inverse: bool, precision: str, ridge: float = 0.0
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(out, Y, Z, u)`` for a contiguous float32 ``(B, n, n)`` batch; ``u`` is ``(B, 1, 1)``."""
     batch, n = A3.shape[0], A3.shape[-1]
     out, Y, Z = torch.empty_like(A3), torch.empty_like(A3), torch.empty_like(A3)
@@ -325,8 +338,9 @@ def _launch_forward(A3: Tensor, steps: tuple[Quintic, ...], inverse: bool, preci
     forward, _ = _compiled(A3.device.type == "cpu")
     coef = _coefficients(steps, A3.device)
     forward[(batch,)](
-        A3, Y, Z, out, u, coef, n,
-        NUM_STEPS=len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, num_warps=warps,
+        A3, Y, Z, out, u, coef, n, float(ridge),
+        NUM_STEPS=len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, RIDGED=ridge > 0,
+        num_warps=warps,
     )
     return out, Y, Z, u
 
@@ -352,15 +366,16 @@ def _launch_backward(Y: Tensor, Z: Tensor | None, u: Tensor, grad: Tensor, steps
 class _FusedMinimaxSqrtm(torch.autograd.Function):
     @staticmethod
     def forward(
-        A: Tensor, steps: tuple[Quintic, ...], backward_steps: int, inverse: bool, precision: str
+        A: Tensor, steps: tuple[Quintic, ...], backward_steps: int, inverse: bool, precision: str, ridge: float
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         shape = A.shape
-        out, Y, Z, u = _launch_forward(A.reshape(-1, shape[-2], shape[-1]).contiguous(), steps, inverse, precision)
+        A3 = A.reshape(-1, shape[-2], shape[-1]).contiguous()
+        out, Y, Z, u = _launch_forward(A3, steps, inverse, precision, ridge)
         return out.reshape(shape), Y, Z, u
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
-        _, steps, backward_steps, inverse, precision = inputs
+        _, steps, backward_steps, inverse, precision, _ = inputs
         _, Y, Z, u = output
         ctx.steps, ctx.inverse, ctx.precision = steps[:backward_steps], inverse, precision
         ctx.mark_non_differentiable(Y, Z, u)
@@ -371,16 +386,22 @@ class _FusedMinimaxSqrtm(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor, *_unused: Tensor) -> tuple[Tensor | None, None, None, None, None]:
         if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None
+            return None, None, None, None, None, None
         Y, Z, u = ctx.saved_tensors
         shape = grad_out.shape
         grad3 = grad_out.reshape(-1, shape[-2], shape[-1]).contiguous()
         grad_in = _launch_backward(Y, Z, u, grad3, ctx.steps, ctx.precision)
-        return grad_in.reshape(shape), None, None, None, None
+        return grad_in.reshape(shape), None, None, None, None, None
 
 
 def fused_minimax_sqrtm(
-    A: Tensor, steps: tuple[Quintic, ...], inverse: bool, precision: str = "ieee", *, backward_steps: int | None = None
+    A: Tensor,
+    steps: tuple[Quintic, ...],
+    inverse: bool,
+    precision: str = "ieee",
+    *,
+    backward_steps: int | None = None,
+    ridge: float = 0.0,
 ) -> Tensor:
     r"""``A^{1/2}`` (or ``A^{-1/2}`` when ``inverse``) by the minimax coupled iteration, one fused
     Triton program per matrix, with a fused backward (the accelerated Lyapunov sign iteration).
@@ -399,6 +420,9 @@ def fused_minimax_sqrtm(
         backward_steps: how many of ``steps`` the backward's sign iteration takes, e.g.
             ``AccurateBackend().backward_steps_for(n, torch.float32)`` (the gradient needs a
             looser tolerance than the root). Default: ``None``, all of them.
+        ridge: iterate on ``A/u + ridge I`` and correct the root to first order, so that a
+            singular PSD matrix rounded to a coarse dtype converges (see
+            :meth:`~sqrtlayers.backends.accurate.AccurateBackend.ridge_for`). Default: ``0.0``.
 
     Shape:
         - A: :math:`(*, n, n)`
@@ -433,5 +457,7 @@ def fused_minimax_sqrtm(
             f"the fused Triton kernel cannot run on device {A.device}: it needs Triton and a CUDA "
             f"device of compute capability >= 8.0, or the CPU with TRITON_INTERPRET=1"
         )
+    if not (isinstance(ridge, float) and 0.0 <= ridge < 1.0):
+        raise ValueError(f"ridge must be a float in [0, 1), got {ridge!r}")
     steps = tuple(tuple(float(x) for x in step) for step in steps)
-    return _FusedMinimaxSqrtm.apply(A, steps, backward_steps, bool(inverse), precision)[0]
+    return _FusedMinimaxSqrtm.apply(A, steps, backward_steps, bool(inverse), precision, ridge)[0]

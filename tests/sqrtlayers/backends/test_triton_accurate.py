@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import sqrtlayers as sl
-from sqrtlayers.backends.accurate import AccurateBackend
+from sqrtlayers.backends.accurate import AccurateBackend, coupled_minimax_sqrtm
 from sqrtlayers.reference import exact_sqrtm, exact_sqrtm_grad, make_spd, relative_error
 
 from ...conftest import requires_cuda
@@ -125,6 +125,44 @@ def test_meets_accuracy_promise_at_kappa_1e4(n: int, inverse: bool) -> None:
     (fwd, grad), (eigh_fwd, eigh_grad) = measured["fused vs exact"], measured["eigh vs exact"]
     assert fwd <= max(TARGETS[0], 2 * eigh_fwd), measured
     assert grad <= max(TARGETS[1], 2 * eigh_grad), measured
+
+
+@pytest.mark.usefixtures("interpreter")
+def test_ridge_agrees_with_torch_path() -> None:
+    """Covariances of 4 samples in 7 dimensions rounded to bfloat16 (eigenvalues down to -4e-4
+    of the largest): with the ridge both paths converge, and they agree (measured: 7e-6)."""
+    X = torch.randn(3, 7, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    A = (X @ X.mT / 4).bfloat16().float()
+    steps, ridge = _steps(7), AccurateBackend.ridge_for(torch.bfloat16, inverse=False)
+    Y, _, u = coupled_minimax_sqrtm(A, steps, ridge=ridge)
+    fused = fused_minimax_sqrtm(A, steps, inverse=False, ridge=ridge)
+    assert torch.isfinite(fused).all()
+    assert float(relative_error(fused, Y * u.sqrt()).max()) <= 2e-5
+
+
+@pytest.mark.usefixtures("interpreter")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_backend_hands_the_kernel_its_backward_steps_and_ridge(dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqrtlayers.backends import triton_accurate
+
+    calls: list[dict] = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return fused_minimax_sqrtm(*args, **kwargs)
+
+    monkeypatch.setattr(triton_accurate, "fused_minimax_sqrtm", spy)
+    backend = sl.get_backend("accurate", impl="triton")
+    A = make_spd(5, 10.0, dtype=torch.float64).to(dtype).requires_grad_()
+    backend.sqrtm(A).sum().backward()
+    assert calls == [
+        {
+            "precision": "ieee",
+            "backward_steps": backend.backward_steps_for(5, torch.float32),
+            "ridge": AccurateBackend.ridge_for(dtype, inverse=False),
+        }
+    ]
+    assert torch.isfinite(A.grad).all()
 
 
 @pytest.mark.usefixtures("interpreter")
