@@ -45,7 +45,7 @@ class NewtonSchulzBackend(IterativeBackend):
 
     Numerics: trace scaling puts the largest eigenvalue of ``A_n`` at most at 1 and often far
     below it (about ``1/n`` for a flat spectrum), and an eigenvalue ``mu`` grows only ~1.5x per
-    step while small, so 5 steps leave errors of order ``1e-1`` for ``n = 64`` (PAPER.md table).
+    step while small, so 5 steps leave errors of order ``1e-1`` for ``n = 64`` (docs/METHODS.md, "Anchors").
 
     Example:
         >>> import torch, sqrtlayers as sl

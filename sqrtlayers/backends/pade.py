@@ -105,7 +105,7 @@ class PadeBackend(IterativeBackend):
 
     Numerics: ``[5/5]`` maps a zero eigenvalue of ``A`` to ``1/11`` of the scale rather than 0,
     and ``P(1) = 1/1024`` makes the inverse root's solve ill-conditioned: accuracy falls with
-    the condition number (PAPER.md).
+    the condition number (docs/METHODS.md, "Anchors").
 
     Example:
         >>> import torch, sqrtlayers as sl

@@ -44,7 +44,7 @@ class TaylorBackend(IterativeBackend):
 
     Numerics: an eigenvalue ``lambda`` of ``A/||A||_F`` leaves a truncation error of order
     ``(1-lambda)^{degree}``; Frobenius scaling puts most eigenvalues of an ill-conditioned
-    matrix close to 0, so the error grows quickly with the condition number (PAPER.md).
+    matrix close to 0, so the error grows quickly with the condition number (docs/METHODS.md, "Anchors").
 
     Example:
         >>> import torch, sqrtlayers as sl

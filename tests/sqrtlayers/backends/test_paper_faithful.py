@@ -1,4 +1,4 @@
-"""The paper's names with the paper's defaults reproduce the paper's numbers (PAPER.md).
+"""The paper's names with the paper's defaults reproduce the numbers measured for them (docs/METHODS.md, "Anchors").
 
 Protocol (the same as the table): float32, n = 64, eigenvalues log-spaced from 1 to 1/kappa,
 random orthogonal eigenvectors, relative Frobenius error against float64, gradient of
@@ -12,7 +12,7 @@ import torch
 
 from sqrtlayers.reference import make_spd, measure_errors
 
-# PAPER.md, "Measured here: accuracy of the paper's methods": (forward, gradient) per kappa.
+# docs/METHODS.md, "Anchors: the paper's methods as measured here": (forward, gradient) per kappa.
 PAPER_TABLE: dict[tuple[str, bool], dict[float, tuple[float, float]]] = {
     ("mpa-lya", False): {1e1: (1.0e-2, 1.1e-2), 1e2: (6.4e-2, 1.9e-1), 1e3: (1.4e-1, 5.4e-1), 1e4: (2.1e-1, 8.0e-1), 1e6: (3.0e-1, 9.7e-1)},
     ("mtp-lya", False): {1e1: (8.7e-2, 8.8e-2), 1e2: (2.3e-1, 4.2e-1), 1e3: (3.7e-1, 7.1e-1), 1e4: (4.8e-1, 8.8e-1), 1e6: (6.2e-1, 9.9e-1)},
