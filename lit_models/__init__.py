@@ -3,20 +3,24 @@
 =================================  ===============================================
 :class:`ImageClassifier`           LightningModule around an injected network
 :mod:`lit_models.models`           ready networks: SmallResNet (default), ZCAResNet,
-                                   ISqrtCovResNet, SoViT
+                                   ISqrtCovResNet, SoViT; on timm backbones
+                                   TimmSoViT, TimmISqrtCov (``pretrained=``)
 :class:`TrainingCurves`            callback that plots the epoch metrics to a PNG
 :func:`lr_multiplier`              warm-up + cosine/step learning-rate schedule
 :func:`main`                       ``python -m lit_models`` / ``sqrtlayers-train``
 =================================  ===============================================
 
-Example (the default job: the small ResNet on the embedded digits)::
+Example (the default job, the small ResNet on the embedded digits: the bare command runs
+it, no ``--config`` needed; another job names its config)::
 
-    python -m lit_models fit --config lit_models/configs/default.yaml
+    python -m lit_models fit
+    python -m lit_models fit --config lit_models/configs/so_vit_timm_deit_tiny_imagenet.yaml \
+        --data.init_args.data_dir /path/to/imagenet
 """
 
 from .classifier import ImageClassifier
 from .cli import ClassifierCLI, main
-from .models import ISqrtCovResNet, SmallResNet, SoViT, ZCAResNet
+from .models import ISqrtCovResNet, SmallResNet, SoViT, TimmISqrtCov, TimmSoViT, ZCAResNet
 from .schedules import lr_multiplier
 from .training_curves import TrainingCurves, plot_training_curves
 
@@ -26,6 +30,8 @@ __all__ = [
     "ImageClassifier",
     "SmallResNet",
     "SoViT",
+    "TimmISqrtCov",
+    "TimmSoViT",
     "TrainingCurves",
     "ZCAResNet",
     "lr_multiplier",

@@ -34,18 +34,30 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not plain data")
 
 
-def records_config(cls: NetworkClass) -> NetworkClass:
+def records_config(
+    cls: NetworkClass | None = None, *, rebuild_with: Mapping[str, Any] | None = None
+) -> Any:
     """Class decorator: instances remember the arguments they were built with.
 
     Only instances of exactly ``cls`` record (a subclass with its own ``__init__``
     is not described by ``cls``'s arguments), and only when every argument is plain
     data (numbers, strings, ``None``, lists, tuples, str-keyed dicts).
 
+    Used bare (``@records_config``) or with options
+    (``@records_config(rebuild_with={"pretrained": False})``).
+
     Args:
-        cls (type[nn.Module]): the network class.
+        cls (type[nn.Module], optional): the network class; ``None`` when called with
+            options only. Default: ``None``.
+        rebuild_with (Mapping, optional): arguments recorded with these values whatever
+            the network was built with: those whose effect the checkpoint's weights
+            replace anyway, such as ``pretrained=False``, so that rebuilding a
+            fine-tuned network to load its checkpoint downloads nothing.
+            Default: ``None``.
 
     Returns:
-        type[nn.Module]: ``cls``, its ``__init__`` wrapped.
+        type[nn.Module]: ``cls``, its ``__init__`` wrapped (or, without ``cls``, the
+        decorator that wraps it).
 
     Example:
         >>> @records_config
@@ -55,9 +67,22 @@ def records_config(cls: NetworkClass) -> NetworkClass:
         ...         self.fc = nn.Linear(width, num_classes)
         >>> network_config(Tiny(3))["init_args"]
         {'num_classes': 3, 'width': 8}
+        >>> @records_config(rebuild_with={"pretrained": False})
+        ... class Warm(nn.Module):
+        ...     def __init__(self, num_classes: int, pretrained: bool = False) -> None:
+        ...         super().__init__()
+        ...         self.fc = nn.Linear(4, num_classes)
+        >>> network_config(Warm(3, pretrained=True))["init_args"]
+        {'num_classes': 3, 'pretrained': False}
     """
+    if cls is None:
+        return functools.partial(records_config, rebuild_with=rebuild_with)
     init = cls.__init__
     signature = inspect.signature(init)
+    overrides = dict(rebuild_with or {})
+    unknown = sorted(set(overrides) - set(list(signature.parameters)[1:]))
+    if unknown:
+        raise TypeError(f"rebuild_with names arguments {cls.__qualname__} does not take: {unknown}")
 
     @functools.wraps(init)
     def __init__(self: nn.Module, *args: Any, **kwargs: Any) -> None:
@@ -68,6 +93,7 @@ def records_config(cls: NetworkClass) -> NetworkClass:
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         arguments.pop(next(iter(signature.parameters)))
+        arguments.update(overrides)
         try:
             init_args = _plain(arguments)
         except TypeError:

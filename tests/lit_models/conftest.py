@@ -16,7 +16,7 @@ from datamodules import (
     ImageFolderDataModule,
     SyntheticDataModule,
 )
-from lit_models.models import ISqrtCovResNet, SmallResNet, SoViT, ZCAResNet
+from lit_models.models import ISqrtCovResNet, SmallResNet, SoViT, TimmISqrtCov, TimmSoViT, ZCAResNet
 
 # The datamodule tests' fake-CIFAR writers and fixtures, reused rather than copied;
 # importing the fixtures here makes them available to these tests (accept_fake_cifar
@@ -66,6 +66,28 @@ DATAMODULES: dict[str, Callable[[Path], ImageDataModule]] = {
     ),
 }
 
+
+# timm is in the test extra; without it the networks below skip the test that builds them.
+def timm_so_vit(classes: int, channels: int, size: int) -> nn.Module:
+    """A one-block timm ViT of width 16 with the So-ViT head."""
+    pytest.importorskip("timm")
+    return TimmSoViT(
+        classes, "vit_tiny_patch16_224", image_size=size, in_channels=channels,
+        patch_size=size // 4, reduced_dim=8,
+        timm_kwargs={"depth": 1, "embed_dim": 16, "num_heads": 2},
+    )
+
+
+def timm_isqrt_cov(classes: int, channels: int, size: int) -> nn.Module:
+    """A timm ConvNeXt of one block per stage, widths 8 to 64, dilated to stride 8 (a 2x2
+    map at 16 pixels), with the iSQRT-COV head."""
+    pytest.importorskip("timm")
+    return TimmISqrtCov(
+        classes, "convnext_atto", in_channels=channels, output_stride=8, reduced_dim=8,
+        backend="mpa-lya", timm_kwargs={"dims": (8, 16, 32, 64), "depths": (1, 1, 1, 1)},
+    )
+
+
 #: Network factories at test sizes: (num_classes, in_channels, image_size) -> network.
 NETWORKS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "small_resnet": lambda classes, channels, size: SmallResNet(
@@ -79,4 +101,6 @@ NETWORKS: dict[str, Callable[[int, int, int], nn.Module]] = {
         classes, size, channels, patch_size=size // 4, num_layers=1, num_heads=2,
         hidden_dim=16, mlp_dim=32, reduced_dim=8,
     ),
+    "timm_so_vit": timm_so_vit,
+    "timm_isqrt_cov": timm_isqrt_cov,
 }

@@ -18,6 +18,8 @@ from lit_models import (
     ISqrtCovResNet,
     SmallResNet,
     SoViT,
+    TimmISqrtCov,
+    TimmSoViT,
     ZCAResNet,
     main,
 )
@@ -33,12 +35,30 @@ CONFIGS = {
     "zca_resnet18_cifar100.yaml": (ZCAResNet, "mpa-lya", ("sgd", 0.1)),
     "isqrt_cov_resnet50_imagenet.yaml": (ISqrtCovResNet, "ns", ("sgd", 0.1)),
     "so_vit7_imagenet.yaml": (SoViT, "mpa-lya", ("adamw", 1e-3)),
+    # Need timm (the test extra); skipped without it.
+    "isqrt_cov_timm_resnet50_imagenet.yaml": (TimmISqrtCov, "ns", ("sgd", 0.1)),
+    "so_vit_timm_deit_tiny_imagenet.yaml": (TimmSoViT, "mpa-lya", ("adamw", 5e-4)),
+}
+
+#: The global batch of each ImageNet config: iSQRT-COV's 256 and So-ViT's 512, on either library.
+IMAGENET_BATCH = {
+    "isqrt_cov_resnet50_imagenet.yaml": 256,
+    "isqrt_cov_timm_resnet50_imagenet.yaml": 256,
+    "so_vit7_imagenet.yaml": 512,
+    "so_vit_timm_deit_tiny_imagenet.yaml": 512,
 }
 
 
 def test_every_shipped_config_is_tested():
-    # The timm-backbone configs are tested in test_timm_models.py.
-    assert sorted(p.name for p in CONFIG_DIR.glob("*.yaml") if "timm" not in p.name) == sorted(CONFIGS)
+    assert sorted(p.name for p in CONFIG_DIR.glob("*.yaml")) == sorted(CONFIGS)
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_config_comments_state_the_global_batch(config):
+    # batch_size is the global batch (see datamodules.ImageDataModule), never a per-device one.
+    text = (CONFIG_DIR / config).read_text().lower()
+    for words in ("per device", "per-device", "per gpu", "per-gpu"):
+        assert words not in text, config
 
 
 def backends_of(network: torch.nn.Module) -> set[str]:
@@ -48,6 +68,8 @@ def backends_of(network: torch.nn.Module) -> set[str]:
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_config_parses_and_builds(config, data_root, tmp_path, no_network):
     network_class, backend, (optimizer, lr) = CONFIGS[config]
+    if "timm" in config:
+        pytest.importorskip("timm")
     args = [
         "--config", str(CONFIG_DIR / config),
         "--trainer.default_root_dir", str(tmp_path),
@@ -80,6 +102,30 @@ def test_config_parses_and_builds(config, data_root, tmp_path, no_network):
     if network_class is SmallResNet:
         logits = network(torch.randn(2, cli.datamodule.num_channels, 32, 32))
         assert logits.shape == (2, 10)
+    if "imagenet" in config:
+        assert cli.datamodule.batch_size == IMAGENET_BATCH[config]
+    if network_class in (TimmSoViT, TimmISqrtCov):
+        # Built from scratch (pretrained false): nothing downloaded (no_network).
+        assert cli.config.model.model.init_args.pretrained is False
+    if network_class is TimmSoViT:
+        vit = network.vit
+        assert type(vit).__module__.startswith("timm.")
+        assert type(vit).__name__ == "VisionTransformer"
+        assert (vit.patch_embed.img_size, vit.embed_dim, len(vit.blocks)) == ((224, 224), 192, 12)
+        assert vit.patch_embed.proj.in_channels == 3
+        assert vit.blocks[-1].drop_path1.drop_prob == pytest.approx(0.1)
+        assert network.head.covariance_classifier.in_features == 48 * 49 // 2
+        assert network.head.token_classifier.out_features == 3
+    if network_class is TimmISqrtCov:
+        backbone = network.backbone
+        assert type(backbone).__module__.startswith("timm.") and type(backbone).__name__ == "ResNet"
+        assert [len(backbone.layer1), len(backbone.layer3)] == [3, 6]
+        assert backbone.conv1.in_channels == 3
+        # output_stride 16: the last stage keeps the resolution (no strided convolution).
+        convolutions = [m for m in backbone.layer4.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert all(m.stride == (1, 1) for m in convolutions)
+        assert network.head.in_channels == 2048
+        assert network.head.fc.in_features == 256 * 257 // 2 and network.head.fc.out_features == 3
 
 
 def test_bare_fit_runs_the_default_job(tmp_path, monkeypatch, capsys):

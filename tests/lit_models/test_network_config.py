@@ -10,12 +10,17 @@ import sqrtlayers as sl
 from lit_models.models import ISqrtCovResNet, SmallResNet, SoViT, ZCAResNet
 from lit_models.network_config import build_network, network_config, records_config
 
+from .conftest import timm_isqrt_cov, timm_so_vit
+
 BUILDERS = {
     "small_resnet": lambda: SmallResNet(5, 1, widths=(8,), blocks=(1,), reduced_dim=4),
     "zca_resnet": lambda: ZCAResNet(5, 2, group_size=16, backend="ns"),
     "isqrt_cov_resnet": lambda: ISqrtCovResNet(5, arch="resnet18", small_input=True, reduced_dim=8),
     "so_vit": lambda: SoViT(5, 16, 1, patch_size=4, num_layers=1, num_heads=2, hidden_dim=8,
                             mlp_dim=16, reduced_dim=4),
+    # Skipped without timm.
+    "timm_so_vit": lambda: timm_so_vit(5, 1, 16),
+    "timm_isqrt_cov": lambda: timm_isqrt_cov(5, 2, 16),
 }
 
 
@@ -76,3 +81,22 @@ def test_decorated_class_records_defaults():
             self.fc = nn.Linear(widths[-1], num_classes)
 
     assert network_config(Tiny(num_classes=3))["init_args"] == {"num_classes": 3, "widths": [4, 8]}
+
+
+def test_rebuild_with_overrides_the_recorded_arguments():
+    @records_config(rebuild_with={"pretrained": False})
+    class Warm(nn.Module):
+        def __init__(self, num_classes: int, pretrained: bool = False) -> None:
+            super().__init__()
+            self.fc = nn.Linear(2, num_classes)
+
+    assert network_config(Warm(3, pretrained=True))["init_args"] == {
+        "num_classes": 3, "pretrained": False
+    }
+
+    expected = r"rebuild_with names arguments .*Cold does not take: \['pretrained'\]"
+    with pytest.raises(TypeError, match=expected):
+        @records_config(rebuild_with={"pretrained": False})
+        class Cold(nn.Module):
+            def __init__(self, num_classes: int) -> None:
+                super().__init__()
