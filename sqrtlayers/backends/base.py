@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..dtypes import compute_dtype
+from ..dtypes import check_real_floating, compute_dtype
 
 __all__ = ["SqrtmBackend", "validate_square_input", "check_positive_int", "compute_dtype"]
 
@@ -17,13 +17,7 @@ def validate_square_input(A: Tensor, name: str = "A") -> None:
         TypeError: if ``A`` is not a floating-point tensor (integer, bool and complex are refused).
         ValueError: if ``A`` has fewer than 2 dims, or its last two dims differ, or are zero.
     """
-    if not isinstance(A, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(A).__name__}")
-    if A.is_complex() or not A.is_floating_point():
-        raise TypeError(
-            f"{name} must be a real floating-point tensor (float16, bfloat16, float32 or float64), "
-            f"got dtype {A.dtype}"
-        )
+    check_real_floating(A, name)
     if A.dim() < 2:
         raise ValueError(
             f"{name} must have at least 2 dims (..., n, n), got shape {tuple(A.shape)}"

@@ -3,30 +3,9 @@ is accepted, raised before any computation (as torch's own layers do)."""
 
 from __future__ import annotations
 
-from torch import Tensor
+from ..dtypes import check_real_floating
 
 __all__ = ["check_real_floating", "check_images", "check_positive_int"]
-
-
-def check_real_floating(value: object, name: str) -> None:
-    """Raise ``TypeError`` unless ``value`` is a real floating-point tensor, the inputs every
-    backend computes on (integer, bool and complex tensors are refused).
-
-    Example:
-        >>> import torch
-        >>> from sqrtlayers.layers.input_checks import check_real_floating
-        >>> check_real_floating(torch.ones(2, dtype=torch.int64), "input")
-        Traceback (most recent call last):
-        ...
-        TypeError: input must be a real floating-point tensor (float16, bfloat16, float32 or float64), got dtype torch.int64
-    """
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if value.is_complex() or not value.is_floating_point():
-        raise TypeError(
-            f"{name} must be a real floating-point tensor (float16, bfloat16, float32 or float64), "
-            f"got dtype {value.dtype}"
-        )
 
 
 def check_images(images: object) -> None:
