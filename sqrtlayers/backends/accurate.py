@@ -427,7 +427,10 @@ class AccurateBackend(SqrtmBackend):
     Cost (``impl="torch"``): ``4 k - 3`` products forward for ``k`` steps (``4 k - 2`` for
     ``inv_sqrtm`` when a gradient is wanted) and ``7 k_b - 1`` backward for ``k_b`` steps,
     plus two for ``inv_sqrtm``'s :math:`-Z G Z`: 77 for ``sqrtm`` and 80 for ``inv_sqrtm``
-    at the defaults in float32.
+    at the defaults in float32. A float16/bfloat16 input's square root takes three more: it is
+    computed with a ridge of the input's unit roundoff and a second-order correction
+    (:meth:`ridge_for`), so that a singular matrix, which rounding leaves slightly indefinite,
+    converges.
 
     Numerics (float32, ``n = 64``, log-spaced spectrum, median over 8 matrices, relative
     Frobenius error forward / gradient): sqrt ~1e-6 / 4e-6 up to ``kappa = 1e3``, 4e-6 / 8e-6 at

@@ -130,6 +130,18 @@ def test_accurate_product_budget(n: int, inverse: bool) -> None:
     assert forward + backward <= 80, (forward, backward)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_accurate_half_precision_root_pays_three_products_for_its_ridge(dtype: torch.dtype) -> None:
+    """``Z`` in the last step and ``Z^3`` for the second-order correction; the backward is the
+    float32 one."""
+    backend = sl.get_backend("accurate", impl="torch")
+    forward, backward = _count_products(backend, 64, dtype, inverse=False)
+    steps = len(backend.steps_for(64, torch.float32))
+    assert forward == 4 * steps - 3 + 3
+    assert backward == 7 * backend.backward_steps_for(64, torch.float32) - 1
+    assert forward + backward <= 80, (forward, backward)
+
+
 def test_accurate_without_grad_skips_the_unused_last_product() -> None:
     backend = sl.get_backend("accurate", impl="torch")
     A = make_spd(16, 1e2, dtype=torch.float32)
