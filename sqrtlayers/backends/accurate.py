@@ -96,7 +96,7 @@ _SIZE_BUCKETS = (16, 256, 4096)
 FUSED_MAX_N = 64
 
 #: The backward's sign iteration runs on ``BACKWARD_SHRINK * B`` (see
-#: :func:`minimax_lyapunov_solve`); exact in binary, so the rescaling adds no rounding.
+#: :func:`minimax_lyapunov_solve`); the fused kernel takes the same constant.
 BACKWARD_SHRINK = 1.0 - 2.0**-10
 
 _IMPLS = ("auto", "torch", "triton")
@@ -264,13 +264,12 @@ def coupled_minimax_sqrtm(
     The last step skips the product of an output nobody asked for (``None`` is returned in its
     place): ``4 k - 3`` products for one of the two, ``4 k - 2`` for both.
 
-    ``ridge > 0`` iterates on ``A/u + ridge I`` instead, so that eigenvalues down to ``-ridge``
-    (the rounding of a singular PSD matrix to a coarse dtype) converge rather than diverge, and
-    corrects the root to second order: :math:`\sqrt{\lambda} = \sqrt{\mu}\,(1 - w)^{1/2}`
-    with :math:`\mu = \lambda + \rho`, :math:`w = \rho / \mu`, so ``Y - (ridge/2) Z -
-    (ridge^2/8) Z^3`` is off by about :math:`\sqrt{\mu}\, w^3 / 16`, and by at most
-    :math:`0.4 \sqrt{\rho}` at :math:`\lambda = 0`. That costs three products (``Z`` in the
-    last step, ``Z^3``); the inverse root is returned uncorrected (the square root only).
+    ``ridge = rho > 0`` iterates on ``A_s = A/(u (1 + rho)) + rho' I``, ``rho' = rho / (1 + rho)``
+    (the spectrum stays in ``[0, 1]``), so that eigenvalues down to about ``-rho`` (the rounding
+    of a singular PSD matrix to a coarse dtype) converge rather than diverge, then recovers the
+    root of ``A/(u (1 + rho))`` with :func:`_unridge`, returning ``u (1 + rho)`` as the scale. That
+    costs four products (``Z`` in the last step, three in :func:`_unridge`); the inverse root is
+    returned as iterated (the square root only).
     """
     # Frobenius-normalise first so that squaring neither underflows nor overflows.
     A_n, norm = frobenius_normalise(A)
@@ -304,13 +303,29 @@ def coupled_minimax_sqrtm(
         Y = Y @ T if (k < last or want_root) else None
         Z = T @ Z if (k < last or want_inv_root) else None
     if ridge and Y is not None:
-        # sqrt(A_s) = Y (I - rho Z^2)^{1/2} = Y - (rho/2) Z - (rho^2/8) Z^3 - ..., as Y Z = I.
-        Y = torch.add(Y, Z, alpha=-0.5 * ridge)
-        Y = torch.add(Y, (Z @ Z) @ Z, alpha=-0.125 * ridge * ridge)
+        Y = _unridge(Y, Z, ridge)
     # Y and Z are symmetric in exact arithmetic; averaging removes the rounding drift.
     Y = 0.5 * (Y + Y.mT) if want_root else None
     Z = 0.5 * (Z + Z.mT) if want_inv_root else None
     return Y, Z, norm * r
+
+
+def _unridge(Y: Tensor, Z: Tensor, ridge: float) -> Tensor:
+    r"""The root of ``A_s`` from ``Y, Z ~ (A_s + rho I)^{±1/2}``: ``Y - Z (rho/2 I + rho^2/8 Z^2 +
+    3 rho^3/8 Z^4)`` (three products).
+
+    Per eigenvalue, :math:`\sqrt{\lambda} = \sqrt{\mu}\, f(w)` with :math:`\mu = \lambda + \rho`,
+    :math:`w = \rho/\mu = \rho z^2` and :math:`f(w) = (1 - w)^{1/2}`. The polynomial used,
+    :math:`1 - w/2 - w^2/8 - 3w^3/8`, is Taylor's to second order at ``w = 0`` (a definite
+    eigenvalue, off by about :math:`\tfrac{5}{16} w^3`) and exact at ``w = 1``: a zero eigenvalue
+    keeps a zero root. It is :math:`A_s Z (I - \rho Z^2)^{-1/2}` expanded to second order, with
+    :math:`A_s Z = Y - \rho Z`.
+    """
+    Z2 = Z @ Z
+    P = torch.add(Z2, Z2 @ Z2, alpha=3.0 * ridge)  # Z^2 + 3 rho Z^4
+    P.mul_(ridge * ridge / 8)
+    P.diagonal(dim1=-2, dim2=-1).add_(ridge / 2)
+    return Y - Z @ P
 
 
 def _skew_from(P: Tensor) -> Tensor:
@@ -408,7 +423,7 @@ class AccurateBackend(SqrtmBackend):
 
     Forward: coupled iteration with per-step minimax quintics after scaling by
     :math:`(\operatorname{tr} A^4)^{1/4}`; backward: the Lyapunov sign iteration accelerated by
-    the same quintics, reusing the forward's iterates. See :mod:`sqrtlayers.backends.accurate`
+    the same quintics, on the saved root. See :mod:`sqrtlayers.backends.accurate`
     and ``docs/METHODS.md`` for the method.
 
     Args:
@@ -427,8 +442,8 @@ class AccurateBackend(SqrtmBackend):
     Cost (``impl="torch"``): ``4 k - 3`` products forward for ``k`` steps (``4 k - 2`` for
     ``inv_sqrtm`` when a gradient is wanted) and ``7 k_b - 1`` backward for ``k_b`` steps,
     plus two for ``inv_sqrtm``'s :math:`-Z G Z`: 77 for ``sqrtm`` and 80 for ``inv_sqrtm``
-    at the defaults in float32. A float16/bfloat16 input's square root takes three more: it is
-    computed with a ridge of the input's unit roundoff and a second-order correction
+    at the defaults in float32. A float16/bfloat16 input's square root takes four more (81): it
+    is iterated with a ridge of the input's unit roundoff, which is then taken out again
     (:meth:`ridge_for`), so that a singular matrix, which rounding leaves slightly indefinite,
     converges.
 

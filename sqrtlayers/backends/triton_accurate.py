@@ -73,6 +73,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .accurate import BACKWARD_SHRINK
 from .base import validate_square_input
 
 try:  # Triton is optional: without it this module still imports and reports unavailability.
@@ -159,8 +160,8 @@ def _forward_kernel(
     RIDGED: tl.constexpr,
 ):
     """Program ``i``: ``Y, Z ~ (A_i/u)^{±1/2}``, ``u`` and the requested output for matrix ``i``;
-    with ``RIDGED`` the iteration runs on ``A_i/u + ridge I`` and ``Y`` is corrected to second
-    order, as in :func:`~sqrtlayers.backends.accurate.coupled_minimax_sqrtm`."""
+    with ``RIDGED`` the iteration runs on the ridged matrix and ``Y`` is the root without the
+    ridge, as in :func:`~sqrtlayers.backends.accurate.coupled_minimax_sqrtm`."""
     pid = tl.program_id(0).to(tl.int64)
     rows = tl.arange(0, BLOCK)[:, None]
     cols = tl.arange(0, BLOCK)[None, :]
@@ -214,9 +215,12 @@ def _forward_kernel(
         Z = tl.dot(T, Z, input_precision=PRECISION)
         Y = Y_next
     if RIDGED:
-        # sqrt(A_s) = Y (I - rho Z^2)^{1/2} = Y - (rho/2) Z - (rho^2/8) Z^3 - ..., as Y Z = I.
-        Z3 = tl.dot(tl.dot(Z, Z, input_precision=PRECISION), Z, input_precision=PRECISION)
-        Y = Y - (0.5 * ridge) * Z - (0.125 * ridge * ridge) * Z3
+        # The root without the ridge: Y - Z (rho/2 I + rho^2/8 Z^2 + 3 rho^3/8 Z^4), as in
+        # accurate._unridge (second order at a definite eigenvalue, exact at a zero one).
+        Z2 = tl.dot(Z, Z, input_precision=PRECISION)
+        P = (0.125 * ridge * ridge) * (Z2 + (3.0 * ridge) * tl.dot(Z2, Z2, input_precision=PRECISION))
+        P = tl.where(diagonal, P + 0.5 * ridge, P)
+        Y = Y - tl.dot(Z, P, input_precision=PRECISION)
     # Symmetric in exact arithmetic; averaging with the transpose removes the rounding drift.
     Y = 0.5 * (Y + tl.trans(Y))
     Z = 0.5 * (Z + tl.trans(Z))
@@ -244,6 +248,7 @@ def _backward_kernel(
     BLOCK: tl.constexpr,
     INVERSE: tl.constexpr,
     PRECISION: tl.constexpr,
+    SHRINK: tl.constexpr,
 ):
     """Program ``i``: the gradient of matrix ``i`` from the saved normalised root(s) and ``u``."""
     pid = tl.program_id(0).to(tl.int64)
@@ -256,9 +261,9 @@ def _backward_kernel(
     # The schedule converges on sigma in [sigma_min, 1], and outside it the composed quintics
     # diverge within a few 1e-6: the forward's root can end that far above 1 when
     # (tr A^4)^{1/4} is a tight bound (one dominant eigenvalue), so iterate on s B with
-    # s = 1 - 2^-10 (accurate.BACKWARD_SHRINK, as a literal here) and undo it at the end
-    # (s B X' + X' s B = C gives X = s X').
-    B = 0.9990234375 * tl.load(Y_ptr + offsets, mask=inside, other=0.0)
+    # s = SHRINK = accurate.BACKWARD_SHRINK and undo it at the end (s B X' + X' s B = C gives
+    # X = s X').
+    B = SHRINK * tl.load(Y_ptr + offsets, mask=inside, other=0.0)
     G = tl.load(grad_ptr + offsets, mask=inside, other=0.0)
     # Only the symmetric part of G counts: the exact gradient for every symmetric
     # parametrisation of A, and it keeps C symmetric below.
@@ -295,7 +300,7 @@ def _backward_kernel(
         C = 0.5 * (C + tl.trans(C))  # symmetric in exact arithmetic: keeps D exactly skew
         if k + 1 < NUM_STEPS:  # the last step needs only C
             B = tl.dot(B, P, input_precision=PRECISION)
-    tl.store(grad_in_ptr + offsets, (0.5 * 0.9990234375) * C, mask=inside)
+    tl.store(grad_in_ptr + offsets, (0.5 * SHRINK) * C, mask=inside)
 
 
 @functools.lru_cache(maxsize=4)
@@ -358,7 +363,8 @@ def _launch_backward(Y: Tensor, Z: Tensor | None, u: Tensor, grad: Tensor, steps
     inverse = Z is not None
     backward[(batch,)](
         Y, Z if inverse else Y, u, grad, grad_in, coef, n,
-        NUM_STEPS=len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, num_warps=warps,
+        NUM_STEPS=len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, SHRINK=BACKWARD_SHRINK,
+        num_warps=warps,
     )
     return grad_in
 
@@ -384,7 +390,7 @@ class _FusedMinimaxSqrtm(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_out: Tensor, *_unused: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+    def backward(ctx: Any, grad_out: Tensor, *_unused: Tensor) -> tuple[Tensor | None, None, None, None, None, None]:
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None, None
         Y, Z, u = ctx.saved_tensors
@@ -420,8 +426,9 @@ def fused_minimax_sqrtm(
         backward_steps: how many of ``steps`` the backward's sign iteration takes, e.g.
             ``AccurateBackend().backward_steps_for(n, torch.float32)`` (the gradient needs a
             looser tolerance than the root). Default: ``None``, all of them.
-        ridge: iterate on ``A/u + ridge I`` and correct the root to first order, so that a
-            singular PSD matrix rounded to a coarse dtype converges (see
+        ridge: iterate on the matrix shifted by this ridge and recover the unshifted root, so
+            that a singular PSD matrix rounded to a coarse dtype converges (square root only;
+            see :func:`~sqrtlayers.backends.accurate.coupled_minimax_sqrtm` and
             :meth:`~sqrtlayers.backends.accurate.AccurateBackend.ridge_for`). Default: ``0.0``.
 
     Shape:
@@ -459,5 +466,7 @@ def fused_minimax_sqrtm(
         )
     if not (isinstance(ridge, float) and 0.0 <= ridge < 1.0):
         raise ValueError(f"ridge must be a float in [0, 1), got {ridge!r}")
+    if ridge and inverse:
+        raise ValueError(f"ridge applies to the square root only, got ridge={ridge!r} with inverse=True")
     steps = tuple(tuple(float(x) for x in step) for step in steps)
     return _FusedMinimaxSqrtm.apply(A, steps, backward_steps, bool(inverse), precision, ridge)[0]

@@ -130,7 +130,7 @@ def test_meets_accuracy_promise_at_kappa_1e4(n: int, inverse: bool) -> None:
 @pytest.mark.usefixtures("interpreter")
 def test_ridge_agrees_with_torch_path() -> None:
     """Covariances of 4 samples in 7 dimensions rounded to bfloat16 (eigenvalues down to -4e-4
-    of the largest): with the ridge both paths converge, and they agree (measured: 7e-6)."""
+    of the largest): with the ridge both paths converge, and they agree."""
     X = torch.randn(3, 7, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     A = (X @ X.mT / 4).bfloat16().float()
     steps, ridge = _steps(7), AccurateBackend.ridge_for(torch.bfloat16, inverse=False)
@@ -266,9 +266,11 @@ def test_double_backward_raises() -> None:
         (torch.eye(3), {"precision": "tf32"}, ValueError, r"precision must be one of \('ieee', 'tf32x3'\), got 'tf32'"),
         (torch.eye(3), {"steps": ()}, ValueError, r"non-empty tuple of \(a, b, c\) triples, got \(\)"),
         (torch.eye(3), {"backward_steps": 0}, ValueError, r"backward_steps must be an int in \[1, \d+\] .* got 0"),
+        (torch.eye(3), {"ridge": 1e-3, "inverse": True}, ValueError, "square root only, got ridge=0.001 with inverse=True"),
+        (torch.eye(3), {"ridge": 1}, ValueError, r"ridge must be a float in \[0, 1\), got 1"),
         (torch.ones(3, 4), {}, ValueError, "square"),
     ],
-    ids=["float64", "too-large", "precision", "no-steps", "backward-steps", "not-square"],
+    ids=["float64", "too-large", "precision", "no-steps", "backward-steps", "ridge-inverse", "ridge-int", "not-square"],
 )
 def test_bad_arguments_named(A: torch.Tensor, kwargs: dict, error: type, match: str) -> None:
     kwargs = {"steps": _steps(3), "inverse": False, **kwargs}
