@@ -46,7 +46,7 @@ def _import(name: str) -> ModuleType:
 
 
 def _missing_dependency(test: doctest.DocTest) -> str | None:
-    """The optional dependency ``test`` imports and this environment lacks, if any."""
+    """The optional dependency ``test``'s examples use and this environment lacks, if any."""
     for package in OPTIONAL:
         # Named anywhere (``import timm``, ``TimmSoViT(...)``): a docstring's examples run together.
         uses = any(re.search(package, example.source, re.IGNORECASE) for example in test.examples)

@@ -43,7 +43,8 @@ Numerics:
     upstream gradient, the sign iteration on :math:`[[B, C], [0, -B]]` in seven products a
     step, ``backward_steps`` of the schedule's steps, on the shrunk root
     (:data:`~sqrtlayers.backends.accurate.BACKWARD_SHRINK`), and for float16/bfloat16 inputs
-    the same ridge and second-order correction (``ridge``, compile-time ``RIDGED``).
+    the same ridge, taken out by the same polynomial as ``accurate._unridge`` (``ridge``, with
+    the compile-time ``RIDGED``: a float32 input's kernel carries none of it).
 
     The kernel agrees with ``impl="torch"`` to the rounding of a different summation order: at
     ``kappa = 1e3`` at most ``4e-6`` forward and ``1e-5`` for the gradient (relative Frobenius,
@@ -186,15 +187,18 @@ def _forward_kernel(
     # r = (tr A_n^4)^{1/4} >= lambda_max(A_n); the floor only guards a zero matrix.
     r = tl.sqrt(tl.sqrt(tl.reduce(A_n2 * A_n2, None, _add)))
     r = tl.where(r < 1.1920928955078125e-07, 1.1920928955078125e-07, r)
-    # Scaled by (1 + rho) as well, so that A_s + rho' I, rho' = rho / (1 + rho), stays within
-    # [0, 1] (the quintics diverge just above 1); with rho = 0 both lines are exact no-ops.
-    r = r * (1.0 + ridge)
-    ridge = ridge / (1.0 + ridge)
+    if RIDGED:
+        # Scaled by (1 + rho) as well, so that A_s + rho' I, rho' = rho / (1 + rho), stays
+        # within [0, 1] (the quintics diverge just above 1).
+        r = r * (1.0 + ridge)
+        ridge = ridge / (1.0 + ridge)
     A_s = A_n / r
-    # (A_s + rho' I)^2 = A_s^2 + 2 rho A_s + rho^2 I; with rho = 0 every term below is exact.
-    A_s2 = A_n2 / (r * r) + (2.0 * ridge) * A_s
-    A_s2 = tl.where(diagonal, A_s2 + ridge * ridge, A_s2)
-    A_s = tl.where(diagonal, A_s + ridge, A_s)
+    A_s2 = A_n2 / (r * r)
+    if RIDGED:
+        # (A_s + rho' I)^2 = A_s^2 + 2 rho' A_s + rho'^2 I: still no product of its own.
+        A_s2 = A_s2 + (2.0 * ridge) * A_s
+        A_s2 = tl.where(diagonal, A_s2 + ridge * ridge, A_s2)
+        A_s = tl.where(diagonal, A_s + ridge, A_s)
 
     # Step 0 has Z = I, X = A_s: T = a I + b A_s + c A_s^2 from the A_n^2 already computed.
     a = tl.load(coef_ptr)
