@@ -64,6 +64,7 @@ from torch.autograd.function import once_differentiable
 from .base import SqrtmBackend, compute_dtype
 from .fused import scaled_matmul_add
 from .normalisation import frobenius_normalise
+from .onnx_export import add_to_diagonal
 
 __all__ = [
     "NEWTON_SCHULZ_QUINTIC",
@@ -246,7 +247,7 @@ def _quintic_factor(X: Tensor, a: float, b: float, c: float) -> Tensor:
     In-place on a fresh tensor: these helpers run inside an autograd Function, never recorded.
     """
     T = scaled_matmul_add(X, X, X, beta=b, alpha=c)
-    T.diagonal(dim1=-2, dim2=-1).add_(a)
+    T = add_to_diagonal(T, a)
     return T
 
 
@@ -287,14 +288,14 @@ def coupled_minimax_sqrtm(
     if ridge:
         # (A_s + rho I)^2 = A_s^2 + 2 rho A_s + rho^2 I: still no product of its own.
         A_s2 = torch.add(A_s2, A_s, alpha=2 * ridge)
-        A_s2.diagonal(dim1=-2, dim2=-1).add_(ridge * ridge)
+        A_s2 = add_to_diagonal(A_s2, ridge * ridge)
         A_s = A_s.clone()
-        A_s.diagonal(dim1=-2, dim2=-1).add_(ridge)
+        A_s = add_to_diagonal(A_s, ridge)
         want_inv_root = True
     a, b, c = steps[0]
     # Step 0 has Z = I and X = A_s: T is a polynomial in A_s, using the A_n^2 already computed.
     T = torch.add(b * A_s, A_s2, alpha=c)
-    T.diagonal(dim1=-2, dim2=-1).add_(a)
+    T = add_to_diagonal(T, a)
     last = len(steps) - 1
     Y: Tensor | None = A_s @ T if (last > 0 or want_root) else None
     Z: Tensor | None = T
@@ -324,7 +325,7 @@ def _unridge(Y: Tensor, Z: Tensor, ridge: float) -> Tensor:
     Z2 = Z @ Z
     P = torch.add(Z2, Z2 @ Z2, alpha=3.0 * ridge)  # Z^2 + 3 rho Z^4
     P.mul_(ridge * ridge / 8)
-    P.diagonal(dim1=-2, dim2=-1).add_(ridge / 2)
+    P = add_to_diagonal(P, ridge / 2)
     return Y - Z @ P
 
 
