@@ -13,18 +13,23 @@ from .dtypes import compute_dtype
 from .functional import NotSPDError, check_spd, inv_sqrtm, sqrtm
 from .layers import (
     CovariancePooling,
+    GaussianTransportMap,
     ISqrtCovHead,
     ISqrtCovNet,
     SecondOrderViT,
     SecondOrderViTHead,
+    WhiteningColoring,
     ZCABatchNorm,
     ZCABatchNormAct,
     attach_isqrt_cov_head,
     attach_so_vit_head,
     convert_zca_batchnorm,
     covariance_pool,
+    frechet_distance,
+    gaussian_transport_map,
     set_zca_sync,
     triu_dim,
+    whitening_coloring,
     zca_batch_norm,
 )
 
@@ -55,6 +60,11 @@ __all__ = [
     "SecondOrderViTHead",
     "SecondOrderViT",
     "attach_so_vit_head",
+    "whitening_coloring",
+    "WhiteningColoring",
+    "gaussian_transport_map",
+    "GaussianTransportMap",
+    "frechet_distance",
 ]
 
 __version__ = "0.1.0"

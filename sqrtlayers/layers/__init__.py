@@ -1,4 +1,5 @@
-"""Layers built on the matrix square root: decorrelated batch norm and covariance-pooling heads.
+"""Layers built on the matrix square root: decorrelated batch norm, covariance-pooling heads,
+whitening and colouring.
 
 ================================  ==========================================================
 :class:`ZCABatchNorm`             ZCA-whitening batch norm (DBN), drop-in for BatchNorm1d/2d/3d
@@ -11,12 +12,18 @@
 :func:`attach_isqrt_cov_head`     put it on a timm CNN or a torchvision ResNet
 :class:`SecondOrderViTHead`       class-token + covariance-pooled-token classifier (So-ViT)
 :func:`attach_so_vit_head`        wrap a timm or torchvision vision transformer with it
+:class:`WhiteningColoring`        whitening and colouring transform (WCT, grouped as GD-WCT)
+:func:`whitening_coloring`        its functional form
+:func:`gaussian_transport_map`    the optimal transport (Monge) map between two Gaussians
+:func:`frechet_distance`          the squared 2-Wasserstein distance between them (FID)
 ================================  ==========================================================
 """
 
 from .covariance_pooling import CovariancePooling, covariance_pool, triu_dim
+from .gaussian_transport import GaussianTransportMap, frechet_distance, gaussian_transport_map
 from .isqrt_cov_head import ISqrtCovHead, ISqrtCovNet, attach_isqrt_cov_head
 from .so_vit_head import SecondOrderViT, SecondOrderViTHead, attach_so_vit_head
+from .whitening_coloring import WhiteningColoring, whitening_coloring
 from .zca_batchnorm import ZCABatchNorm, ZCABatchNormAct
 from .zca_conversion import convert_zca_batchnorm, set_zca_sync
 from .zca_functional import zca_batch_norm
@@ -36,4 +43,9 @@ __all__ = [
     "SecondOrderViTHead",
     "SecondOrderViT",
     "attach_so_vit_head",
+    "whitening_coloring",
+    "WhiteningColoring",
+    "gaussian_transport_map",
+    "GaussianTransportMap",
+    "frechet_distance",
 ]
