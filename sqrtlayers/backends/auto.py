@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .base import SqrtmBackend
+from .onnx_export import exporting_to_onnx
 from .registry import get_backend
 
 __all__ = ["AutoBackend", "MEASURED_ERRORS"]
@@ -72,7 +73,7 @@ class AutoBackend(SqrtmBackend):
         self.kappa = float(kappa)
         # The first tabulated kappa that covers the promise (the last one beyond the table).
         self._column = next((i for i, k in enumerate(KAPPAS) if k >= self.kappa), len(KAPPAS) - 1)
-        self._cache: dict[tuple[str, torch.dtype, int], SqrtmBackend] = {}
+        self._cache: dict[tuple[str, torch.dtype, int, bool], SqrtmBackend] = {}
 
     def options(self) -> dict[str, object]:
         return {"tol": self.tol, "kappa": self.kappa}
@@ -81,21 +82,25 @@ class AutoBackend(SqrtmBackend):
         """Backends whose measured error is within ``tol`` up to ``kappa``."""
         return [name for name, errors in MEASURED_ERRORS.items() if errors[self._column] <= self.tol]
 
-    def choose_name(self, device_type: str, n: int) -> str:
+    def choose_name(self, device_type: str, n: int, *, onnx: bool = False) -> str:
+        """The name picked for ``n x n`` matrices on ``device_type``; ``onnx=True`` leaves out
+        ``eigh``, which does not export to ONNX (``auto`` picks so while an export traces it)."""
         order = SPEED_ORDER.get(device_type, SPEED_ORDER["cuda"])
         if n > LARGE_MATRIX:
             # ~100 O(n^3) products lose to one eigendecomposition once a single matrix is big.
             order = ("eigh", *[name for name in order if name != "eigh"])
-        candidates = [name for name in order if name in self.qualifying()]
+        measured = [name for name in MEASURED_ERRORS if not (onnx and name == "eigh")]
+        candidates = [name for name in order if name in self.qualifying() and name in measured]
         if candidates:
             return candidates[0]
-        return min(MEASURED_ERRORS, key=lambda name: MEASURED_ERRORS[name][self._column])
+        return min(measured, key=lambda name: MEASURED_ERRORS[name][self._column])
 
     def choose(self, A: Tensor) -> SqrtmBackend:
         """The configured backend ``auto`` uses for inputs like ``A``."""
-        key = (A.device.type, A.dtype, A.shape[-1])
+        onnx = exporting_to_onnx()
+        key = (A.device.type, A.dtype, A.shape[-1], onnx)
         if key not in self._cache:
-            name = self.choose_name(A.device.type, A.shape[-1])
+            name = self.choose_name(A.device.type, A.shape[-1], onnx=onnx)
             self._cache[key] = get_backend(name, kappa=self.kappa) if name == "accurate" else get_backend(name)
         return self._cache[key]
 

@@ -8,6 +8,7 @@ from torch.autograd.function import once_differentiable
 
 from .base import SqrtmBackend
 from .normalisation import non_finite_marker
+from .onnx_export import refuse_onnx_export
 
 __all__ = ["EighBackend", "clamped_eigh"]
 
@@ -103,7 +104,9 @@ class EighBackend(SqrtmBackend):
     inverse root uses ``max(s, floor)`` in place of ``s``, so it is finite (of order
     ``1/floor``) rather than infinite.
 
-    Double backward is not supported (raises ``RuntimeError``).
+    Double backward is not supported (raises ``RuntimeError``). It does not export to ONNX,
+    which has no eigendecomposition: under ``torch.onnx.export`` it raises
+    :class:`~sqrtlayers.backends.onnx_export.OnnxExportError` naming ``accurate``.
 
     Only the lower triangle of ``A`` is read (as in :func:`torch.linalg.eigh`), except that a NaN
     or Inf anywhere in a matrix makes its output NaN; ``svd`` is an alias of this backend.
@@ -122,4 +125,5 @@ class EighBackend(SqrtmBackend):
         pass
 
     def _compute(self, A: Tensor, inverse: bool) -> Tensor:
+        refuse_onnx_export(self.name, "ONNX has no eigendecomposition")
         return _EighSqrtm.apply(A, inverse)[0]

@@ -9,6 +9,8 @@ backends that export. Outside an export nothing changes. See README, "Deploying"
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import Tensor
 
@@ -22,18 +24,27 @@ class OnnxExportError(RuntimeError):
     """Raised while exporting to ONNX a backend whose operations ONNX does not have."""
 
 
+# The dynamo exporter's flag. Its strict capture traces with dynamo, which folds
+# torch.onnx.is_in_onnx_export() to False, but reads a module attribute as it is.
+_ONNX_FLAGS_MODULE = "torch.onnx._internal.exporter._flags"
+
+
 def exporting_to_onnx() -> bool:
     """True while ``torch.onnx.export`` traces the caller (either exporter); no host sync."""
-    return torch.onnx.is_in_onnx_export()
+    if torch.onnx.is_in_onnx_export():
+        return True
+    flags = sys.modules.get(_ONNX_FLAGS_MODULE)
+    return bool(getattr(flags, "_is_onnx_exporting", False))
 
 
-def refuse_onnx_export(name: str, needs: str) -> None:
-    """Raise :class:`OnnxExportError` for backend ``name`` if an ONNX export is tracing it."""
+def refuse_onnx_export(name: str, reason: str) -> None:
+    """Raise :class:`OnnxExportError` for backend ``name``, saying ``reason``, if an ONNX export
+    is tracing it."""
     if exporting_to_onnx():
         raise OnnxExportError(
-            f"backend {name!r} does not export to ONNX ({needs}, which ONNX has not): build the "
-            f"model with backend='accurate' (matrix products only, eigh-class accuracy), or "
-            f"another of {list(EXPORTABLE_BACKENDS)}"
+            f"backend {name!r} does not export to ONNX: {reason}. Build the model with "
+            f"backend='accurate' (matrix products only, eigh-class accuracy), or another of "
+            f"{list(EXPORTABLE_BACKENDS)}"
         )
 
 

@@ -12,6 +12,7 @@ from .base import check_positive_int
 from .fused import scaled_matmul_add
 from .iterative import IterativeBackend
 from .normalisation import frobenius_normalise
+from .onnx_export import OnnxExportError, exporting_to_onnx
 from .polynomial import matrix_polynomial, pade_coefficients
 
 __all__ = ["pade_sqrtm", "newton_inverse_solve", "PadeBackend"]
@@ -101,7 +102,8 @@ class PadeBackend(IterativeBackend):
             count is fixed at construction from the polynomial's range on ``[0, 1]`` (sized for
             float64, so float32 runs one or two more steps than it needs). Use
             ``"newton"`` to capture the backend in a CUDA graph, where a batched LU solve may
-            not be capturable.
+            not be capturable. While ``torch.onnx.export`` traces it, ``"lu"`` solves as
+            ``"newton"`` does: ONNX has no LU solve (README, "Deploying").
 
     Numerics: ``[5/5]`` maps a zero eigenvalue of ``A`` to ``1/11`` of the scale rather than 0,
     and ``P(1) = 1/1024`` makes the inverse root's solve ill-conditioned: accuracy falls with
@@ -133,6 +135,13 @@ class PadeBackend(IterativeBackend):
         self._newton_iters: tuple[int, int] | None = None
         if solver == "newton":
             self._newton_iters = (_newton_iters_for(self._q), _newton_iters_for(self._p))
+        # The products-only solve an ONNX export uses; None for a degree it does not converge at.
+        self._export_iters = self._newton_iters
+        if self._export_iters is None:
+            try:
+                self._export_iters = (_newton_iters_for(self._q), _newton_iters_for(self._p))
+            except ValueError:
+                pass
 
     def options(self) -> dict[str, object]:
         opts: dict[str, object] = {"degree": self.degree, **super().options()}
@@ -141,4 +150,13 @@ class PadeBackend(IterativeBackend):
         return opts
 
     def forward_method(self, A: Tensor, root: bool, inverse: bool) -> tuple[Tensor | None, Tensor | None]:
-        return pade_sqrtm(A, self._p, self._q, root, inverse, self._newton_iters)
+        newton_iters = self._newton_iters
+        if newton_iters is None and exporting_to_onnx():
+            if self._export_iters is None:
+                raise OnnxExportError(
+                    f"backend {self.name!r} with degree={self.degree} does not export to ONNX: its "
+                    f"LU solve has no ONNX operator and the products-only solve does not converge "
+                    f"at this degree; use degree=(5, 5) or backend='accurate'"
+                )
+            newton_iters = self._export_iters
+        return pade_sqrtm(A, self._p, self._q, root, inverse, newton_iters)
