@@ -16,6 +16,9 @@ whitening and colouring.
 :func:`whitening_coloring`        its functional form
 :func:`gaussian_transport_map`    the optimal transport (Monge) map between two Gaussians
 :func:`frechet_distance`          the squared 2-Wasserstein distance between them (FID)
+:class:`StyleTransfer`            universal style transfer: encoder, WCT per level, decoders
+:func:`vgg19_encoder`             its default encoder, VGG-19 cut at relu1_1 ... relu5_1
+:func:`mirror_decoder`            a decoder mirroring an encoder's stages
 ================================  ==========================================================
 """
 
@@ -23,6 +26,8 @@ from .covariance_pooling import CovariancePooling, covariance_pool, triu_dim
 from .gaussian_transport import GaussianTransportMap, frechet_distance, gaussian_transport_map
 from .isqrt_cov_head import ISqrtCovHead, ISqrtCovNet, attach_isqrt_cov_head
 from .so_vit_head import SecondOrderViT, SecondOrderViTHead, attach_so_vit_head
+from .style_transfer import StyleTransfer
+from .vgg_encoder import mirror_decoder, vgg19_encoder
 from .whitening_coloring import WhiteningColoring, whitening_coloring
 from .zca_batchnorm import ZCABatchNorm, ZCABatchNormAct
 from .zca_conversion import convert_zca_batchnorm, set_zca_sync
@@ -48,4 +53,7 @@ __all__ = [
     "gaussian_transport_map",
     "GaussianTransportMap",
     "frechet_distance",
+    "StyleTransfer",
+    "vgg19_encoder",
+    "mirror_decoder",
 ]
