@@ -1,6 +1,7 @@
 """A generic image-classification LightningModule around an injected network."""
 
 import math
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -187,8 +188,34 @@ class ImageClassifier(pl.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "test")
 
-    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self(batch[0]).argmax(dim=-1)
+    def predict_step(self, batch: Tensor | Sequence[Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """Logits, class probabilities and the predicted class of a batch of images.
+
+        Args:
+            batch: ``(N, C, H, W)`` images, or a sequence whose first element they are
+                (``(images, labels)`` as the train, val and test loaders give; the rest is
+                ignored).
+            batch_idx (int): unused.
+
+        Returns:
+            dict[str, Tensor]: ``logits`` and ``probabilities`` (softmax), both
+            ``(N, num_classes)``, and ``prediction``, the argmax class, ``(N,)`` int64.
+
+        Example:
+            >>> from lit_models.models import SmallResNet
+            >>> module = ImageClassifier(SmallResNet(num_classes=10), num_classes=10).eval()
+            >>> out = module.predict_step(torch.randn(4, 3, 32, 32), 0)
+            >>> sorted(out), out["prediction"].shape
+            (['logits', 'prediction', 'probabilities'], torch.Size([4]))
+        """
+        images = batch if isinstance(batch, Tensor) else batch[0]
+        if not isinstance(images, Tensor) or images.dim() != 4:
+            found = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise ValueError(
+                f"predict_step takes a batch of (N, C, H, W) images or (images, labels), got {found}"
+            )
+        logits = self(images)
+        return {"logits": logits, "probabilities": logits.softmax(dim=-1), "prediction": logits.argmax(dim=-1)}
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams

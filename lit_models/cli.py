@@ -1,11 +1,17 @@
 """The ``LightningCLI`` entry point: ``python -m lit_models fit|validate|test|predict``."""
 
+import csv
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+from pytorch_lightning import Trainer
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
+from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from datamodules import ImageDataModule
@@ -16,6 +22,10 @@ from .training_curves import TrainingCurves
 #: The main job's config, used when the command line names none.
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
 _CONFIG_FLAGS = ("--config", "-c")
+#: The logger's ``name`` when the config names none (Lightning's default).
+_DEFAULT_LOG_NAME = "lightning_logs"
+#: The file ``predict`` writes into the run's folder (with its tensors as ``.pt`` beside it).
+PREDICTIONS_FILE = "predictions.csv"
 
 
 def with_default_config(args: Sequence[str], subcommands: Sequence[str]) -> list[str]:
@@ -47,6 +57,59 @@ def with_default_config(args: Sequence[str], subcommands: Sequence[str]) -> list
     return [args[0], "--config", str(DEFAULT_CONFIG), *args[1:]]
 
 
+def latest_checkpoint(log_root: str | Path) -> Path | None:
+    """The checkpoint to resume from among the runs ``<log_root>/version_<N>``: the newest run
+    (largest ``N``) that saved one, its ``last.ckpt`` if it has one, else its newest file.
+
+    Args:
+        log_root (str | Path): the logger's folder, ``<save_dir>/<name>``.
+
+    Returns:
+        Path | None: the checkpoint, or ``None`` when no run saved one.
+
+    Example:
+        >>> latest_checkpoint("runs/default/lightning_logs")  # doctest: +SKIP
+        PosixPath('runs/default/lightning_logs/version_3/checkpoints/epoch=14-step=300.ckpt')
+    """
+    runs = []
+    for folder in Path(log_root).glob("version_*"):
+        number = re.fullmatch(r"version_(\d+)", folder.name)
+        if number is not None:
+            runs.append((int(number.group(1)), folder))
+    for _, folder in sorted(runs, reverse=True):
+        checkpoints = list((folder / "checkpoints").glob("*.ckpt"))
+        if checkpoints:
+            last = folder / "checkpoints" / "last.ckpt"
+            return last if last in checkpoints else max(checkpoints, key=lambda path: path.stat().st_mtime)
+    return None
+
+
+def write_predictions(outputs: list[Any], folder: str | Path) -> Path:
+    """Write :meth:`ImageClassifier.predict_step` outputs (one dict per batch, as
+    ``Trainer.predict`` returns them; a list per dataloader with several) to
+    ``<folder>/predictions.csv`` (``index``, ``prediction``, then the probability of each
+    class, ``p_0`` ...) and the concatenated tensors to ``<folder>/predictions.pt``.
+
+    Returns:
+        Path: the CSV file.
+    """
+    batches = [item for group in outputs for item in (group if isinstance(group, list) else [group])]
+    if not batches:
+        raise ValueError("predict produced no batches: the predict dataloader is empty")
+    merged = {key: torch.cat([batch[key].detach().cpu() for batch in batches]) for key in batches[0]}
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(merged, folder / "predictions.pt")
+    path = folder / PREDICTIONS_FILE
+    probabilities = merged["probabilities"]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["index", "prediction", *(f"p_{k}" for k in range(probabilities.shape[1]))])
+        for index, (label, row) in enumerate(zip(merged["prediction"].tolist(), probabilities.tolist())):
+            writer.writerow([index, label, *(f"{p:.6g}" for p in row)])
+    return path
+
+
 class ClassifierCLI(LightningCLI):
     """``LightningCLI`` for :class:`ImageClassifier` on any :class:`~datamodules.ImageDataModule`.
 
@@ -65,6 +128,14 @@ class ClassifierCLI(LightningCLI):
     it saved; every ``fit`` ends by printing where the metrics, the checkpoint and
     the training-curve plot went. Checkpoints hold the network's config, so
     ``test --ckpt_path PATH`` rebuilds the network they were trained with.
+
+    Paths follow ``trainer.default_root_dir``: a config that names no logger gets a
+    :class:`~pytorch_lightning.loggers.CSVLogger` saving there (metrics, checkpoints and
+    curves in ``<default_root_dir>/lightning_logs/version_<N>``); a logger the config or
+    command line gives keeps its own ``save_dir``. ``--ckpt_path last`` resumes the newest
+    run of that folder (see :func:`latest_checkpoint`), and is an error naming the folder
+    when it holds none. ``predict`` writes the predictions to ``predictions.csv`` in the
+    run's folder (see :func:`write_predictions`) and prints where.
 
     Args:
         args (ArgsType): command-line style arguments, a dict, or ``None`` for
@@ -103,6 +174,53 @@ class ClassifierCLI(LightningCLI):
         if isinstance(args, Sequence) and not isinstance(args, str):
             args = with_default_config(args, self.subcommands())
         super().parse_arguments(parser, args)
+
+    def _parse_ckpt_path(self) -> None:
+        # Before LightningCLI reads the checkpoint: "last" becomes the newest run's file, since
+        # Lightning would look only in this new run's (empty) folder and train from scratch.
+        subcommand = self.config.get("subcommand")
+        if subcommand and self.config[subcommand].get("ckpt_path") == "last":
+            log_root = self._log_root(self.config[subcommand].trainer)
+            found = latest_checkpoint(log_root)
+            if found is None:
+                raise ValueError(
+                    f"--ckpt_path last: no checkpoint in any run under {log_root} "
+                    f"(version_<N>/checkpoints/*.ckpt), where this config's runs go; pass "
+                    f"--ckpt_path PATH/TO/FILE.ckpt, or the trainer.default_root_dir (or logger "
+                    f"save_dir) of the run to resume"
+                )
+            self.config[subcommand].ckpt_path = str(found)
+        super()._parse_ckpt_path()
+
+    @staticmethod
+    def _log_root(trainer_config: Any) -> Path:
+        """``<save_dir>/<name>`` of the logger the trainer config gives (or the CLI's default)."""
+        root = Path(trainer_config.get("default_root_dir") or os.getcwd())
+        logger = trainer_config.get("logger")
+        init_args = logger.get("init_args") if hasattr(logger, "get") else None
+        if init_args is not None and init_args.get("save_dir") is not None:
+            name = init_args.get("name", _DEFAULT_LOG_NAME)
+            return Path(init_args.save_dir) / (name or "")
+        return root / _DEFAULT_LOG_NAME
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        config = self._get(self.config_init, "trainer", default={})
+        if "logger" not in kwargs and config.get("logger") in (None, True):
+            # Lightning's own default is TensorBoard when installed; this keeps the CSV files
+            # (and the curves drawn from them) whatever is installed, under default_root_dir.
+            root = config.get("default_root_dir") or os.getcwd()
+            kwargs["logger"] = CSVLogger(save_dir=root, name=_DEFAULT_LOG_NAME)
+        return super().instantiate_trainer(**kwargs)
+
+    def predict(self, **kwargs: Any) -> None:
+        """``Trainer.predict``, then the predictions written to the run's folder."""
+        kwargs["return_predictions"] = True
+        outputs = self.trainer.predict(**kwargs)
+        # Every rank asks for log_dir (it broadcasts under DDP); rank 0 writes.
+        folder = self.trainer.log_dir or self.trainer.default_root_dir
+        if self.trainer.is_global_zero and outputs:
+            path = write_predictions(outputs, folder)
+            print(f"\nPredictions: {path} (tensors: {path.with_suffix('.pt')})", flush=True)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Linked after the datamodule is built: ImageFolder counts its classes on disk.

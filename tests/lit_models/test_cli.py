@@ -73,7 +73,6 @@ def test_config_parses_and_builds(config, data_root, tmp_path, no_network):
     args = [
         "--config", str(CONFIG_DIR / config),
         "--trainer.default_root_dir", str(tmp_path),
-        "--trainer.logger.init_args.save_dir", str(tmp_path),
     ]
     if "imagenet" in config:
         # Points the ImageNet configs at a 3-class folder, so their class count is known.
@@ -177,7 +176,6 @@ def test_default_job_end_to_end(tmp_path, capsys):
     # The bare command (no --config) with shorter epochs: the default job.
     common = [
         "--trainer.default_root_dir", str(tmp_path),
-        "--trainer.logger.init_args.save_dir", str(tmp_path),
         "--trainer.enable_progress_bar", "false",
         "--trainer.limit_test_batches", "2",
     ]

@@ -68,7 +68,6 @@ def test_timm_config_trains_a_step_at_32_pixels(config, data_root, tmp_path):
     args = [
         "--config", str(CONFIG_DIR / config),
         "--trainer.default_root_dir", str(tmp_path),
-        "--trainer.logger.init_args.save_dir", str(tmp_path),
         # The 3-class test folder at 32 pixels: the ViT is built for that size.
         "--data.init_args.data_dir", str(data_root / "imagefolder"),
         "--data.init_args.image_size", "32",
