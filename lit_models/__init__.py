@@ -6,6 +6,7 @@
                                    ISqrtCovResNet, SoViT; on timm backbones
                                    TimmSoViT, TimmISqrtCov (``pretrained=``)
 :class:`TrainingCurves`            callback that plots the epoch metrics to a PNG
+:class:`StyleDecoderTraining`      trains a style-transfer decoder (``python -m lit_models.style_cli``)
 :func:`lr_multiplier`              warm-up + cosine/step learning-rate schedule
 :func:`main`                       ``python -m lit_models`` / ``sqrtlayers-train``
 =================================  ===============================================
@@ -22,6 +23,7 @@ from .classifier import ImageClassifier
 from .cli import ClassifierCLI, main
 from .models import ISqrtCovResNet, SmallResNet, SoViT, TimmISqrtCov, TimmSoViT, ZCAResNet
 from .schedules import lr_multiplier
+from .style_decoder import StyleDecoderTraining
 from .training_curves import TrainingCurves, plot_training_curves
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "ImageClassifier",
     "SmallResNet",
     "SoViT",
+    "StyleDecoderTraining",
     "TimmISqrtCov",
     "TimmSoViT",
     "TrainingCurves",
