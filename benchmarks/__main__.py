@@ -7,8 +7,10 @@
     python -m benchmarks --backends eigh,mpa-lya --batches 1,64 --sizes 64 --kappas 1e1,1e2
     python -m benchmarks --modes compile,cudagraph:accurate --shapes 64x64,256x64
     python -m benchmarks app --preset quick                 # ResNet-18 training steps, the bare ZCA layer
+    python -m benchmarks gaussian --preset quick            # whitening and colouring, Fréchet distance
 
-Writes ``results.md`` and ``results.json`` (``app.md``, ``app.json`` for ``app``) and the PNG plots
+Writes ``results.md`` and ``results.json`` (``app.md``, ``app.json`` for ``app``; ``gaussian.md``,
+``gaussian.json`` for ``gaussian``) and the PNG plots
 into ``--out`` and prints the markdown on stdout; progress goes to stderr.
 """
 
@@ -25,8 +27,10 @@ from .app import run_app
 from .constants import WORKER_COMMAND
 from .environment import resolve_device
 from .execution import worker_main
+from .gaussian import gaussian_markdown, run_gaussian
 from .report import app_markdown, study_markdown
-from .settings import APP_PRESETS, GPU_DRY_RUN, PRESETS, AppSettings, StudySettings, add_arguments, from_arguments
+from .settings import (APP_PRESETS, GAUSSIAN_GPU_DRY_RUN, GAUSSIAN_PRESETS, GPU_DRY_RUN, PRESETS, AppSettings,
+                       GaussianSettings, StudySettings, add_arguments, from_arguments)
 from .study import run_study
 
 __all__ = ["main", "parser"]
@@ -70,6 +74,25 @@ def _run(argv: list[str], app: bool) -> int:
     return 0
 
 
+def _run_gaussian(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks gaussian", description=GaussianSettings.__doc__.split("\n\n")[0])
+    add_arguments(p, GaussianSettings, GAUSSIAN_PRESETS)
+    args = p.parse_args(argv)
+    device = resolve_device(getattr(args, "device", None))
+    presets = GAUSSIAN_PRESETS | {"gpu": GAUSSIAN_PRESETS["gpu"] | (GAUSSIAN_GPU_DRY_RUN if device.type != "cuda" else {})}
+    settings = from_arguments(GaussianSettings, args, presets, args.preset or "full")
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    settings.out.mkdir(parents=True, exist_ok=True)
+    results = run_gaussian(settings)
+    results.write_json(settings.out / "gaussian.json")
+    markdown = gaussian_markdown(results)
+    (settings.out / "gaussian.md").write_text(markdown, encoding="utf-8")
+    print(markdown)
+    print(f"wrote {settings.out / 'gaussian.md'}, {settings.out / 'gaussian.json'}", file=sys.stderr)
+    return 0
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     # `timeout` and job schedulers send SIGTERM: unwind like Ctrl-C, so running subprocesses
     # are stopped and the parts already measured stay on disk.
@@ -85,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return worker_main(argv[1])
     if argv[:1] == ["app"]:
         return _run(argv[1:], app=True)
+    if argv[:1] == ["gaussian"]:
+        return _run_gaussian(argv[1:])
     return _run(argv[1:] if argv[:1] == ["study"] else argv, app=False)
 
 

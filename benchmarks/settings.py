@@ -15,8 +15,9 @@ from typing import Any
 
 from .constants import CUPY_EIGH, EAGER, MODES, OPS, PHASES, VARIANTS
 
-__all__ = ["Shape", "CommonSettings", "StudySettings", "AppSettings", "PRESETS", "APP_PRESETS",
-           "GPU_DRY_RUN", "add_arguments", "from_arguments", "split_list"]  # fmt: skip
+__all__ = ["Shape", "CommonSettings", "StudySettings", "AppSettings", "GaussianSettings", "PRESETS", "APP_PRESETS",
+           "GAUSSIAN_PRESETS", "GPU_DRY_RUN", "GAUSSIAN_GPU_DRY_RUN", "add_arguments", "from_arguments",
+           "split_list"]  # fmt: skip
 
 Shape = tuple[int, int]  # (batch, n)
 
@@ -99,6 +100,28 @@ class AppSettings(CommonSettings):
     reduced_dim: int = setting(256, "ISqrtCovHead reduced_dim", minimum=1)
 
 
+@dataclass
+class GaussianSettings(CommonSettings):
+    """Whitening and colouring at the VGG-19 levels (one matrix per sample) and the Fréchet
+    distance at the Inception size, each method as a ratio against eigh. Defaults: the ``full``
+    preset (the CPU table of docs/BENCHMARKS.md)."""
+
+    backends: list[str] | None = setting(
+        None, "comma-separated registered backends (default: eigh, accurate, mpa-lya, ns)")
+    baselines: list[str] = setting(
+        ["scipy.linalg.sqrtm", "torch.linalg.eigvals"], "outside methods, where they apply (SciPy: both, on the "
+        "CPU in float64; eigvals of S_a S_b: the Fréchet distance)", choices=("scipy.linalg.sqrtm", "torch.linalg.eigvals"))
+    wct_levels: list[str] = setting(
+        ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], "VGG-19 levels of the WCT rows",
+        choices=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"))
+    wct_image_size: int = setting(256, "image size whose VGG-19 feature maps the WCT rows take", minimum=16)
+    wct_batch: int = setting(4, "samples (content and style each) of the WCT rows", minimum=1)
+    wct_kappa: float = setting(1e4, "condition number of the features' covariance (before the ridge)", minimum=1)
+    eps: float = setting(1e-5, "ridge of the whitening and colouring, relative to the mean variance", minimum=0)
+    frechet_sizes: list[int] = setting([2048], "n of the Fréchet rows (2048: Inception's pool features)", minimum=1)
+    frechet_kappa: float = setting(1e3, "condition number of each Fréchet covariance", minimum=1)
+
+
 _QUICK_COMMON = {"repeats": 3, "warmup": 1, "max_seconds": 1.0}
 
 #: Study presets as overrides of the defaults. ``quick`` finishes in well under a minute on a
@@ -133,6 +156,22 @@ APP_PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     "quick": _QUICK_COMMON | {"zca_batch": 16, "head_batch": 4, "head_image_size": 64, "reduced_dim": 64},
 }
+
+
+GAUSSIAN_PRESETS: dict[str, dict[str, Any]] = {
+    "full": {"repeats": 3, "warmup": 1, "max_seconds": 5.0},
+    "quick": _QUICK_COMMON | {"wct_levels": ["relu1_1", "relu3_1"], "wct_image_size": 64, "wct_batch": 1,
+                              "frechet_sizes": [128], "max_seconds": 0.5},
+    "gpu": {
+        "backends": ["eigh", "accurate", "mpa-lya", "auto"], "wct_image_size": 512, "wct_batch": 8,
+        "frechet_sizes": [2048], "repeats": 20, "max_seconds": 2.0, "time_budget": 420.0,
+    },
+}  # fmt: skip
+#: What the ``gpu`` preset of the Gaussian rows becomes on a CPU: every method, two levels, small sizes.
+GAUSSIAN_GPU_DRY_RUN: dict[str, Any] = {
+    "wct_levels": ["relu1_1", "relu3_1"], "wct_image_size": 32, "wct_batch": 1, "frechet_sizes": [64], "repeats": 1,
+    "warmup": 0, "max_seconds": 0.5,
+}  # fmt: skip
 
 
 def split_list(text: str) -> list[str]:
