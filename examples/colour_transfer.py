@@ -99,10 +99,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """Write the side-by-side PNG; print and return the Fréchet distances between pixel Gaussians."""
     parser = argparse.ArgumentParser(prog="python -m examples.colour_transfer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", choices=PHOTOGRAPHS, default="china", help="photograph to recolour (default: china)")
-    parser.add_argument("--reference", choices=PHOTOGRAPHS, default="flower", help="photograph whose colours to take (default: flower)")
+    parser.add_argument("--reference", choices=PHOTOGRAPHS, default="flower",
+                        help="photograph whose colours to take (default: flower)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("colour_transfer.png"), help="PNG to write")
     parser.add_argument("--backend", default="eigh", help="square-root backend (default: eigh)")
-    parser.add_argument("--scale", type=float, default=0.5, help="size of each panel relative to the photograph (default: 0.5)")
+    parser.add_argument("--scale", type=float, default=0.5,
+                        help="size of each panel relative to the photograph (default: 0.5)")  # fmt: skip
     args = parser.parse_args(argv)
 
     image, reference = load_photograph(args.input), load_photograph(args.reference)

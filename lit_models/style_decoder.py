@@ -74,7 +74,9 @@ class StyleDecoderTraining(pl.LightningModule):
                 raise ValueError(f"level must be in 1..{len(VGG19_LEVELS)} for the VGG-19 encoder, got {level}")
             encoder = vgg19_encoder(encoder_weights, levels=level)
         elif encoder_weights is not None:
-            raise ValueError("encoder_weights are for the default VGG-19 encoder: load a given encoder's weights yourself")
+            raise ValueError(
+                "encoder_weights are for the default VGG-19 encoder: load a given encoder's weights yourself"
+            )
         self.save_hyperparameters(ignore=["encoder", "decoder"])
         self.encoder = encoder.requires_grad_(False).eval()
         self.decoder = mirror_decoder(list(encoder)) if decoder is None else decoder

@@ -47,7 +47,9 @@ def _check_gaussians(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tenso
         torch.broadcast_shapes(mean_a.shape[:-1], cov_a.shape[:-2], mean_b.shape[:-1], cov_b.shape[:-2])
     except RuntimeError:
         shapes = [tuple(t.shape) for t in (mean_a, cov_a, mean_b, cov_b)]
-        raise ValueError(f"the batch dims of mean_a, cov_a, mean_b, cov_b do not broadcast, got shapes {shapes}") from None
+        raise ValueError(
+            f"the batch dims of mean_a, cov_a, mean_b, cov_b do not broadcast, got shapes {shapes}"
+        ) from None
     dtype = mean_a.dtype
     for other in (cov_a, mean_b, cov_b):
         dtype = torch.promote_types(dtype, other.dtype)

@@ -83,14 +83,18 @@ class StyleTransfer(nn.Module):
         self.encoder = nn.ModuleList(stages).requires_grad_(False).eval()
         slots = [None] * len(stages) if decoders is None else list(decoders)
         if len(slots) != len(stages):
-            raise ValueError(f"decoders must hold one decoder (or None) per encoder stage ({len(stages)}), got {len(slots)}")
+            raise ValueError(
+                f"decoders must hold one decoder (or None) per encoder stage ({len(stages)}), got {len(slots)}"
+            )
         self.decoders = nn.ModuleList(
             mirror_decoder(stages[: level + 1]) if decoder is None else decoder for level, decoder in enumerate(slots)
         )
         self.levels = tuple(range(len(stages), 0, -1) if levels is None else levels)
         for level in self.levels:
             if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= len(stages):
-                raise ValueError(f"levels must be ints in 1..{len(stages)} (the encoder's stages), got {list(self.levels)}")
+                raise ValueError(
+                    f"levels must be ints in 1..{len(stages)} (the encoder's stages), got {list(self.levels)}"
+                )
         self.transform = WhiteningColoring(
             group_size=group_size, eps=eps, alpha=alpha, learnable_alpha=learnable_alpha, backend=backend
         )

@@ -21,7 +21,9 @@ __all__ = ["VGG19_LEVELS", "vgg19_encoder", "mirror_decoder"]
 #: The level names of :func:`vgg19_encoder`'s stages: stage ``k`` ends at ``VGG19_LEVELS[k - 1]``.
 VGG19_LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # torchvision's VGG-19 ("E") up to relu5_1: channels of each 3x3 convolution, "M" a 2x2 max-pool.
-_VGG19_LAYERS: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512)
+_VGG19_LAYERS: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512
+)  # fmt: skip
 # Index in torchvision's ``features`` one past each level's ReLU.
 _STAGE_ENDS = (2, 7, 12, 21, 30)
 
