@@ -95,7 +95,8 @@ def wct_inputs(s: GaussianSettings, level: str, seed: int) -> tuple[Tensor, Tens
     for _ in range(2):
         mix = _spectrum_matrix(channels, s.wct_kappa, gen)
         z = torch.randn(s.wct_batch, channels, side * side, generator=gen, dtype=torch.float64)
-        pair.append((mix @ z + torch.randn(channels, 1, generator=gen, dtype=torch.float64)).view(-1, channels, side, side))
+        mean = torch.randn(channels, 1, generator=gen, dtype=torch.float64)
+        pair.append((mix @ z + mean).view(-1, channels, side, side))
     return pair[0], pair[1]
 
 
@@ -178,7 +179,8 @@ def _step(fn: Method, inputs: Inputs, phase: str) -> Callable[[], Tensor]:
             leaf.grad = None
         out = fn(*leaves)
         if upstream is None:
-            upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype).to(out.device)
+            gen = torch.Generator().manual_seed(1)
+            upstream = torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device)
         out.backward(upstream)
         return out
 
@@ -195,9 +197,9 @@ def run_gaussian(s: GaussianSettings) -> GaussianResults:
                f"{s.wct_image_size}×{s.wct_image_size} image, {s.wct_batch} samples each, one group (one "
                f"C×C matrix per sample), channel covariance of condition {s.wct_kappa:g} before the ridge; error: "
                f"relative Frobenius error of the output against float64 eigh.",
-               f"Fréchet: frechet_distance of two n×n covariances of condition {s.frechet_kappa:g}; error: |d - d64| / "
-               f"d64 against float64 eigh. {SCIPY}: sqrtm(S_a S_b) in float64 on the CPU (forward only); "
-               f"{EIGVALS}: eigenvalues of S_a S_b in float32 (forward only).",
+               f"Fréchet: frechet_distance of two n×n covariances of condition {s.frechet_kappa:g}, equal means; "
+               f"error: |d - d64| / d64 against float64 eigh. {SCIPY}: sqrtm(S_a S_b) in float64 on the CPU "
+               f"(forward only); {EIGVALS}: eigenvalues of S_a S_b in float32 (forward only).",
                f"Median of up to {s.repeats} calls after up to {s.warmup} warm-up calls, each capped at "
                f"{s.max_seconds:g} s; float32 inputs except SciPy's."],
     )  # fmt: skip
@@ -229,7 +231,8 @@ def run_gaussian(s: GaussianSettings) -> GaussianResults:
                     if name == REFERENCE:
                         base[phase] = median
                     if base.get(phase):
-                        setattr(r, "forward_ratio" if phase == FORWARD else "forward_backward_ratio", median / base[phase])
+                        ratio = "forward_ratio" if phase == FORWARD else "forward_backward_ratio"
+                        setattr(r, ratio, median / base[phase])
             except Exception as exc:  # a method that fails is a table row
                 r.status = describe_failure(exc)
             results.records.append(r)
@@ -245,11 +248,16 @@ def gaussian_markdown(results: GaussianResults) -> str:
     def cell(ms: float | None, ratio: float | None) -> str:
         return "—" if ms is None else _ms(ms) + (f" ({_ratio(ratio)})" if ratio is not None else "")
 
-    parts = _header(Results(meta=results.meta, notes=results.notes), "sqrtlayers benchmark: whitening and colouring, Fréchet distance")
+    def row(r: GaussianRecord) -> list[str]:
+        if r.status != OK:
+            return [r.shape, r.method, r.status, "", ""]
+        return [r.shape, r.method, cell(r.forward_backward_ms, r.forward_backward_ratio),
+                cell(r.forward_ms, r.forward_ratio), "—" if r.error is None else f"{r.error:.1e}"]  # fmt: skip
+
+    title = "sqrtlayers benchmark: whitening and colouring, Fréchet distance"
+    parts = _header(Results(meta=results.meta, notes=results.notes), title)
     for task, title in (("wct", "Whitening and colouring (VGG-19 levels)"), ("frechet", "Fréchet distance")):
-        rows = [[r.shape, r.method] + ([cell(r.forward_backward_ms, r.forward_backward_ratio), cell(r.forward_ms, r.forward_ratio),
-                 "—" if r.error is None else f"{r.error:.1e}"] if r.status == OK else [r.status, "", ""])
-                for r in results.records if r.task == task]  # fmt: skip
+        rows = [row(r) for r in results.records if r.task == task]
         if rows:
             headers = ["shape", "method", "forward+backward ms (× eigh)", "forward ms (× eigh)", "error vs float64"]
             parts += ["", f"## {title}", "", markdown_table(headers, rows)]
