@@ -60,6 +60,11 @@ def _timm_isqrt_cov() -> nn.Module:
     return sl.attach_isqrt_cov_head(timm.create_model("test_resnet", pretrained=False), 3, reduced_dim=4)
 
 
+def _whitening_coloring() -> Callable[[Tensor], Tensor]:
+    layer = sl.WhiteningColoring(group_size=4, backend="eigh")
+    return lambda content: layer(content, torch.randn(1, 8, 7))
+
+
 def _timm_so_vit() -> nn.Module:
     vit = timm.create_model("test_vit", pretrained=False, img_size=32)
     return sl.attach_so_vit_head(vit, 3, reduced_dim=4)
@@ -87,6 +92,11 @@ TENSOR_ENTRIES = [
     ),
     TensorEntry("CovariancePooling", lambda: sl.CovariancePooling(), (2, 8, 3, 3), (2, 8)),
     TensorEntry("covariance_pool", lambda: sl.covariance_pool, (2, 9, 8), (2, 3, 8, 3, 3)),
+    TensorEntry("WhiteningColoring", _whitening_coloring, (2, 8, 3, 3), (2, 8), (2, 5, 3, 3), 8),
+    TensorEntry(
+        "whitening_coloring", lambda: lambda x: sl.whitening_coloring(x, torch.randn(1, 8, 6), backend="eigh"),
+        (2, 8, 9), (8, 9), (2, 5, 9), 8,
+    ),
     TensorEntry("ISqrtCovHead", lambda: sl.ISqrtCovHead(8, 3, reduced_dim=4), (2, 8, 3, 3), (2, 8, 9), (2, 5, 3, 3), 8),
     TensorEntry(
         "SecondOrderViTHead", lambda: sl.SecondOrderViTHead(16, 3, reduced_dim=4), (2, 10, 16), (2, 16), (2, 10, 5), 16
