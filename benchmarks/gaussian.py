@@ -29,7 +29,7 @@ from torch import Tensor
 
 import sqrtlayers as sl
 
-from .constants import FORWARD, FORWARD_BACKWARD, OK, PHASES, REFERENCE, SKIPPED
+from .constants import FORWARD, OK, PHASES, REFERENCE, SKIPPED
 from .environment import configure_tf32, describe_environment, resolve_device
 from .records import Results, _json_safe, describe_failure
 from .report import _header, _ms, _ratio, markdown_table
