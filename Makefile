@@ -10,7 +10,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PIP) install --quiet -e ".[test,plot,timm]"
+	$(PIP) install --quiet -e ".[lightning,test,plot,timm]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -22,8 +22,8 @@ def sqrtm(A: Tensor, backend: str | SqrtmBackend = DEFAULT_BACKEND) -> Tensor:
         A: ``(..., n, n)`` symmetric positive (semi-)definite, any leading batch dims; float32 or
             float64 (float16/bfloat16 are computed in float32 and cast back, autocast is ignored).
         backend: a registered name (see :func:`list_backends`) or a configured backend from
-            :func:`get_backend`. Default: :data:`~sqrtlayers.DEFAULT_BACKEND` (``"mpa-lya"``, the
-            paper's method).
+            :func:`get_backend`. Default: :data:`~sqrtlayers.DEFAULT_BACKEND` (the paper's
+            method).
 
     Returns:
         ``(..., n, n)``, same dtype as ``A``.

@@ -4,6 +4,7 @@ from torchvision.models.resnet import ResNet
 
 from sqrtlayers import DEFAULT_POOLING_BACKEND, SqrtmBackend
 from sqrtlayers.layers import attach_isqrt_cov_head
+from sqrtlayers.layers.isqrt_cov_head import ISQRT_COV_REDUCED_DIM
 
 from ..network_config import records_config
 from .resnet_stem import ResNetArch, replace_resnet_stem, resnet_spec
@@ -27,10 +28,10 @@ class ISqrtCovResNet(ResNet):
         small_input (bool): CIFAR stem (3x3 stride-1 convolution, no max-pool) for
             small images instead of the ImageNet one. Default: ``False``.
         reduced_dim (int, optional): channels after the reduction, ``None`` for none.
-            Default: ``256`` (iSQRT-COV; 32,896 pooled features).
+            Default: the head's, :data:`~sqrtlayers.layers.isqrt_cov_head.ISQRT_COV_REDUCED_DIM`.
         last_stride (int): stride of the last stage, 1 or 2. Default: ``1``.
         backend (str or SqrtmBackend): square-root backend of the pooling.
-            Default: ``"ns"`` (5 Newton-Schulz iterations, iSQRT-COV).
+            Default: :data:`~sqrtlayers.DEFAULT_POOLING_BACKEND`.
         dropout (float): dropout before the classifier. Default: ``0.0``.
 
     Shape:
@@ -54,7 +55,7 @@ class ISqrtCovResNet(ResNet):
         in_channels: int = 3,
         arch: ResNetArch = "resnet50",
         small_input: bool = False,
-        reduced_dim: int | None = 256,
+        reduced_dim: int | None = ISQRT_COV_REDUCED_DIM,
         last_stride: int = 1,
         backend: str | SqrtmBackend = DEFAULT_POOLING_BACKEND,
         dropout: float = 0.0,

@@ -49,7 +49,7 @@ class SmallResNet(nn.Module):
         group_size (int, optional): channels whitened together by the ZCA layers,
             ``None`` for all the channels of a layer. Default: ``None``.
         backend (str or SqrtmBackend): square-root backend of the ZCA layers and the
-            covariance head. Default: ``"mpa-lya"``.
+            covariance head. Default: :data:`~sqrtlayers.DEFAULT_BACKEND`.
 
     Shape:
         - Input: ``(N, in_channels, H, W)``.

@@ -8,6 +8,7 @@ from torchvision.models import VisionTransformer
 
 from sqrtlayers import DEFAULT_BACKEND, SqrtmBackend
 from sqrtlayers.layers import SecondOrderViT, SecondOrderViTHead
+from sqrtlayers.layers.so_vit_head import SO_VIT_REDUCED_DIM
 
 from ..network_config import records_config
 
@@ -34,10 +35,10 @@ class SoViT(SecondOrderViT):
         num_heads (int): attention heads. Default: ``4``.
         hidden_dim (int): token width. Default: ``256``.
         mlp_dim (int): hidden width of the MLPs. Default: ``512``.
-        reduced_dim (int): channels of the tokens entering the covariance.
-            Default: ``48``.
+        reduced_dim (int): channels of the tokens entering the covariance. Default: the
+            head's, :data:`~sqrtlayers.layers.so_vit_head.SO_VIT_REDUCED_DIM`.
         backend (str or SqrtmBackend): square-root backend of the pooling.
-            Default: ``"mpa-lya"``.
+            Default: :data:`~sqrtlayers.DEFAULT_BACKEND`.
         fusion (str): ``"sum"``, ``"mean"`` or ``"concat"`` of the two classifiers.
             Default: ``"sum"``.
         dropout (float): dropout in the transformer. Default: ``0.0``.
@@ -68,7 +69,7 @@ class SoViT(SecondOrderViT):
         num_heads: int = 4,
         hidden_dim: int = 256,
         mlp_dim: int = 512,
-        reduced_dim: int = 48,
+        reduced_dim: int = SO_VIT_REDUCED_DIM,
         backend: str | SqrtmBackend = DEFAULT_BACKEND,
         fusion: Literal["sum", "mean", "concat"] = "sum",
         dropout: float = 0.0,

@@ -30,6 +30,8 @@ from torch import nn
 from sqrtlayers import DEFAULT_BACKEND, DEFAULT_POOLING_BACKEND, SqrtmBackend
 from sqrtlayers.layers import ISqrtCovHead, ISqrtCovNet, SecondOrderViT, SecondOrderViTHead
 from sqrtlayers.layers.backbones import strip_timm_classifier, timm_feature_width
+from sqrtlayers.layers.isqrt_cov_head import ISQRT_COV_REDUCED_DIM
+from sqrtlayers.layers.so_vit_head import SO_VIT_REDUCED_DIM
 
 from ..network_config import records_config
 
@@ -118,9 +120,10 @@ class TimmSoViT(SecondOrderViT):
         in_channels (int): channels of the input images. Default: ``3``.
         patch_size (int, optional): side of the patches, ``None`` for the model's own.
             Default: ``None``.
-        reduced_dim (int): channels of the tokens entering the covariance. Default: ``48``.
+        reduced_dim (int): channels of the tokens entering the covariance. Default: the
+            head's, :data:`~sqrtlayers.layers.so_vit_head.SO_VIT_REDUCED_DIM`.
         backend (str or SqrtmBackend): square-root backend of the pooling.
-            Default: ``"mpa-lya"``.
+            Default: :data:`~sqrtlayers.DEFAULT_BACKEND`.
         fusion (str): ``"sum"``, ``"mean"`` or ``"concat"`` of the two classifiers.
             Default: ``"sum"``.
         drop_path_rate (float): stochastic depth of the transformer blocks. Default: ``0.0``.
@@ -156,7 +159,7 @@ class TimmSoViT(SecondOrderViT):
         image_size: int = 224,
         in_channels: int = 3,
         patch_size: int | None = None,
-        reduced_dim: int = 48,
+        reduced_dim: int = SO_VIT_REDUCED_DIM,
         backend: str | SqrtmBackend = DEFAULT_BACKEND,
         fusion: Literal["sum", "mean", "concat"] = "sum",
         drop_path_rate: float = 0.0,
@@ -198,9 +201,9 @@ class TimmISqrtCov(ISqrtCovNet):
             instead of strided, the pooled map twice as fine, as iSQRT-COV's last stride 1),
             ``None`` for the model's own (32). Default: ``None``.
         reduced_dim (int, optional): channels after the reduction, ``None`` for none.
-            Default: ``256`` (iSQRT-COV; 32,896 pooled features).
+            Default: the head's, :data:`~sqrtlayers.layers.isqrt_cov_head.ISQRT_COV_REDUCED_DIM`.
         backend (str or SqrtmBackend): square-root backend of the pooling.
-            Default: ``"ns"`` (5 Newton-Schulz iterations, iSQRT-COV).
+            Default: :data:`~sqrtlayers.DEFAULT_POOLING_BACKEND`.
         dropout (float): dropout before the classifier. Default: ``0.0``.
         drop_path_rate (float): stochastic depth of the residual blocks (only passed to timm
             when non-zero: not every timm CNN has it). Default: ``0.0``.
@@ -230,7 +233,7 @@ class TimmISqrtCov(ISqrtCovNet):
         pretrained: bool = False,
         in_channels: int = 3,
         output_stride: int | None = None,
-        reduced_dim: int | None = 256,
+        reduced_dim: int | None = ISQRT_COV_REDUCED_DIM,
         backend: str | SqrtmBackend = DEFAULT_POOLING_BACKEND,
         dropout: float = 0.0,
         drop_path_rate: float = 0.0,

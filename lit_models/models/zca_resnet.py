@@ -33,7 +33,7 @@ class ZCAResNet(ResNet):
             paper). With ``zca_layers="all"`` use a small group, e.g. 16: a later layer
             has up to 2048 channels. Default: ``None``.
         backend (str or SqrtmBackend): square-root backend of the whitening.
-            Default: ``"mpa-lya"``.
+            Default: :data:`~sqrtlayers.DEFAULT_BACKEND`.
         eps (float): covariance ridge of the whitening. Default: ``1e-5``.
         momentum (float): running-statistics momentum. Default: ``0.1``.
 

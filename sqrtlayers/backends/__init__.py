@@ -25,6 +25,7 @@ from .base import SqrtmBackend
 from .eigh import EighBackend
 from .newton_schulz import NewtonSchulzBackend
 from .pade import PadeBackend
+from .paper import PAPER_LYA_ITERS, PAPER_MPA_DEGREE, PAPER_MTP_DEGREE, PAPER_NS_ITERS
 from .registry import DEFAULT_BACKEND, DEFAULT_POOLING_BACKEND, get_backend, list_backends, register_backend, resolve_backend, unregister_backend
 from .taylor import TaylorBackend
 
@@ -45,31 +46,27 @@ __all__ = [
     "resolve_backend",
 ]
 
-#: The paper's number of sign-iteration steps in the Lyapunov backward.
-PAPER_LYA_ITERS = 8
-
-
-def _ns(iters: int = 5) -> SqrtmBackend:
+def _ns(iters: int = PAPER_NS_ITERS) -> SqrtmBackend:
     return NewtonSchulzBackend(iters)
 
 
-def _ns_lya(iters: int = 5, lya_iters: int = PAPER_LYA_ITERS) -> SqrtmBackend:
+def _ns_lya(iters: int = PAPER_NS_ITERS, lya_iters: int = PAPER_LYA_ITERS) -> SqrtmBackend:
     return NewtonSchulzBackend(iters, lya_iters=lya_iters)
 
 
-def _mtp(degree: int = 10) -> SqrtmBackend:
+def _mtp(degree: int = PAPER_MTP_DEGREE) -> SqrtmBackend:
     return TaylorBackend(degree)
 
 
-def _mtp_lya(degree: int = 10, lya_iters: int = PAPER_LYA_ITERS) -> SqrtmBackend:
+def _mtp_lya(degree: int = PAPER_MTP_DEGREE, lya_iters: int = PAPER_LYA_ITERS) -> SqrtmBackend:
     return TaylorBackend(degree, lya_iters=lya_iters)
 
 
-def _mpa(degree: tuple[int, int] = (5, 5), solver: str = "lu") -> SqrtmBackend:
+def _mpa(degree: tuple[int, int] = PAPER_MPA_DEGREE, solver: str = "lu") -> SqrtmBackend:
     return PadeBackend(degree, solver=solver)
 
 
-def _mpa_lya(degree: tuple[int, int] = (5, 5), lya_iters: int = PAPER_LYA_ITERS, solver: str = "lu") -> SqrtmBackend:
+def _mpa_lya(degree: tuple[int, int] = PAPER_MPA_DEGREE, lya_iters: int = PAPER_LYA_ITERS, solver: str = "lu") -> SqrtmBackend:
     return PadeBackend(degree, lya_iters=lya_iters, solver=solver)
 
 

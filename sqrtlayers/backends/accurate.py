@@ -54,191 +54,36 @@ compiles with ``fullgraph=True`` and can be captured in a CUDA graph.
 
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
-
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .base import SqrtmBackend, compute_dtype
 from .fused import scaled_matmul_add
+from .fused_limits import launch_problem
+from .minimax import (
+    BACKWARD_SHRINK,
+    FUSED_MAX_N,
+    IMPLS,
+    PRECISIONS,
+    SIZE_BUCKETS,
+    MinimaxSchedule,
+    Quintic,
+    backward_tol,
+    cached_schedule,
+    check_kappa,
+    sigma_min_for,
+    size_bucket,
+)
 from .normalisation import frobenius_normalise
 from .onnx_export import add_to_diagonal
 
 __all__ = [
-    "NEWTON_SCHULZ_QUINTIC",
-    "minimax_odd_quintic",
-    "minimax_schedule",
-    "MinimaxSchedule",
     "coupled_minimax_sqrtm",
     "minimax_lyapunov_solve",
-    "BACKWARD_SHRINK",
     "choose_impl",
     "AccurateBackend",
 ]
-
-Quintic = tuple[float, float, float]
-
-#: Newton-Schulz's quintic: the limit of the minimax quintic as the interval shrinks to 1.
-NEWTON_SCHULZ_QUINTIC: Quintic = (15 / 8, -10 / 8, 3 / 8)
-
-# Below this distance from 1 the schedule takes Newton-Schulz steps: the four Remez reference
-# points then differ by O(width) and the 4x4 system loses all its digits as width -> eps.
-_REMEZ_MIN_WIDTH = 1e-3
-
-# (tr A^4)^{1/4} overestimates lambda_max by n^{1/4} at most. Schedules are made for the looseness
-# of the largest n in each bucket (2, 4 and 8 for n <= 16, 256, 4096), all at construction;
-# larger matrices get a schedule of their own when first met.
-_SIZE_BUCKETS = (16, 256, 4096)
-
-#: Largest ``n`` that ``impl="auto"`` hands to the fused Triton kernel (one matrix per program:
-#: four 64x64 float32 tiles fit in registers and shared memory; 128x128 would spill).
-FUSED_MAX_N = 64
-
-#: The backward's sign iteration runs on ``BACKWARD_SHRINK * B`` (see
-#: :func:`minimax_lyapunov_solve`); the fused kernel takes the same constant.
-BACKWARD_SHRINK = 1.0 - 2.0**-10
-
-_IMPLS = ("auto", "torch", "triton")
-_PRECISIONS = ("ieee", "tf32x3")
-
-
-def _solve4(M: list[list[float]], rhs: list[float]) -> list[float] | None:
-    """Gaussian elimination with partial pivoting for the 4x4 Remez system (float64); ``None``
-    when the system is numerically singular."""
-    rows = [row[:] + [r] for row, r in zip(M, rhs)]
-    n = len(rows)
-    for col in range(n):
-        pivot = max(range(col, n), key=lambda r: abs(rows[r][col]))
-        rows[col], rows[pivot] = rows[pivot], rows[col]
-        if not abs(rows[col][col]) > 1e-300:
-            return None
-        for r in range(col + 1, n):
-            f = rows[r][col] / rows[col][col]
-            rows[r] = [a - f * b for a, b in zip(rows[r], rows[col])]
-    x = [0.0] * n
-    for r in reversed(range(n)):
-        x[r] = (rows[r][n] - sum(rows[r][c] * x[c] for c in range(r + 1, n))) / rows[r][r]
-    return x if all(math.isfinite(v) for v in x) else None
-
-
-def minimax_odd_quintic(lo: float, hi: float, max_iter: int = 50) -> tuple[Quintic, float, float]:
-    r"""Coefficients ``(a, b, c)`` of :math:`q(\sigma) = a\sigma + b\sigma^3 + c\sigma^5` that minimise
-    :math:`\max_{\sigma \in [lo, hi]} |1 - q(\sigma)|`, by the Remez exchange algorithm, and the
-    range ``(min q, max q)`` over ``[lo, hi]`` (the next step's interval).
-
-    Where the Remez system is numerically singular (intervals narrower than about ``1e-5``
-    around 1) the result is Newton-Schulz's quintic, which is the minimax one's limit there.
-
-    Example:
-        >>> (a, b, c), qmin, qmax = minimax_odd_quintic(0.999, 1.001)
-        >>> round(a, 3), round(b, 3), round(c, 3)  # Newton-Schulz's quintic, 15/8, -10/8, 3/8
-        (1.875, -1.25, 0.375)
-    """
-    if not 0.0 < lo < hi:
-        raise ValueError(f"need 0 < lo < hi, got lo={lo}, hi={hi}")
-    ref = [lo + (hi - lo) * t for t in (0.0, 0.25, 0.75, 1.0)]
-    coeffs: Quintic = NEWTON_SCHULZ_QUINTIC
-    for _ in range(max_iter):
-        solution = _solve4([[s, s**3, s**5, (-1.0) ** i] for i, s in enumerate(ref)], [1.0] * 4)
-        if solution is None:
-            break
-        coeffs = (solution[0], solution[1], solution[2])
-        interior = _interior_extrema(coeffs, lo, hi)
-        if len(interior) != 2:
-            break
-        new_ref = [lo, interior[0], interior[1], hi]
-        if max(abs(x - y) for x, y in zip(new_ref, ref)) <= 1e-15 * hi:
-            break
-        ref = new_ref
-    # Keep whichever of the Remez result and Newton-Schulz's quintic is closer to 1 on [lo, hi]:
-    # an exchange that stalled (or never started) must not make a step worse than the classic one.
-    candidates = [(coeffs, *_range_on(coeffs, lo, hi)), (NEWTON_SCHULZ_QUINTIC, *_range_on(NEWTON_SCHULZ_QUINTIC, lo, hi))]
-    best = min(candidates, key=lambda c: max(1.0 - c[1], c[2] - 1.0))
-    return best
-
-
-def _interior_extrema(coeffs: Quintic, lo: float, hi: float) -> list[float]:
-    """Sorted roots of ``q'(s) = a + 3b s^2 + 5c s^4`` strictly inside ``(lo, hi)``."""
-    a, b, c = coeffs
-    disc = 9 * b * b - 20 * a * c
-    if c == 0 or disc < 0:
-        return []
-    squares = ((-3 * b - math.sqrt(disc)) / (10 * c), (-3 * b + math.sqrt(disc)) / (10 * c))
-    return sorted(math.sqrt(r) for r in squares if r > 0 and lo < math.sqrt(r) < hi)
-
-
-def _range_on(coeffs: Quintic, lo: float, hi: float) -> tuple[float, float]:
-    a, b, c = coeffs
-    points = [lo, hi, *_interior_extrema(coeffs, lo, hi)]
-    values = [a * s + b * s**3 + c * s**5 for s in points]
-    return min(values), max(values)
-
-
-def _newton_schulz_deviation(x: float) -> float:
-    """``q(1 + x) - 1`` for Newton-Schulz's quintic, without the cancellation of ``q - 1``."""
-    return x**3 * (20 + 15 * x + 3 * x * x) / 8
-
-
-class MinimaxSchedule(NamedTuple):
-    """Per-step quintics and how far from 1 each step leaves the worst ``sigma``.
-
-    ``deviations[k]`` bounds :math:`|q_k(\\dots q_0(\\sigma)) - 1|` over the starting interval.
-    """
-
-    steps: tuple[Quintic, ...]
-    deviations: tuple[float, ...]
-
-    def steps_to(self, tol: float) -> int:
-        """The number of leading steps after which every ``sigma`` is within ``tol`` of 1."""
-        return next((k + 1 for k, dev in enumerate(self.deviations) if dev <= tol), len(self.steps))
-
-
-def minimax_schedule(sigma_min: float, tol: float, max_steps: int = 60) -> MinimaxSchedule:
-    """The per-step quintics that take every ``sigma`` in ``[sigma_min, 1]`` to within ``tol`` of 1.
-
-    Computed in float64 Python arithmetic, robustly for any ``0 < sigma_min <= 1`` and any
-    ``tol > 0``: minimax (Remez) steps while the interval is wide, Newton-Schulz steps once it
-    is within ``1e-3`` of 1, with the distance from 1 tracked as a deviation so that tolerances
-    at float64's unit roundoff are reached exactly.
-
-    Example:
-        >>> len(minimax_schedule(1e-2, 1e-7).steps)  # kappa = 1e4 with an exact bound: 6 steps
-        6
-    """
-    if not 0.0 < sigma_min <= 1.0:
-        raise ValueError(f"sigma_min must be in (0, 1], got {sigma_min!r}")
-    if not tol > 0.0:
-        raise ValueError(f"tol must be > 0, got {tol!r}")
-    lo_dev, hi_dev = sigma_min - 1.0, 0.0  # sigma - 1 at the two ends of the interval
-    steps: list[Quintic] = []
-    deviations: list[float] = []
-    while max(-lo_dev, hi_dev) > tol:
-        if len(steps) == max_steps:
-            raise RuntimeError(f"minimax schedule did not reach tol={tol} in {max_steps} steps from sigma_min={sigma_min}")
-        if max(-lo_dev, hi_dev) > _REMEZ_MIN_WIDTH:
-            coeffs, q_lo, q_hi = minimax_odd_quintic(1.0 + lo_dev, 1.0 + hi_dev)
-            lo_dev, hi_dev = q_lo - 1.0, q_hi - 1.0
-        else:
-            # q is increasing (q' = 15 (1 - s^2)^2 / 8 >= 0), so the ends map to the ends.
-            coeffs = NEWTON_SCHULZ_QUINTIC
-            lo_dev, hi_dev = _newton_schulz_deviation(lo_dev), _newton_schulz_deviation(hi_dev)
-        steps.append(coeffs)
-        deviations.append(max(-lo_dev, hi_dev))
-    return MinimaxSchedule(tuple(steps), tuple(deviations))
-
-
-# Schedules are pure functions of (sigma_min, tol): computed once per process, at backend
-# construction, never inside a traced call.
-_SCHEDULES: dict[tuple[float, float], MinimaxSchedule] = {}
-
-
-def _cached_schedule(sigma_min: float, tol: float) -> MinimaxSchedule:
-    key = (sigma_min, tol)
-    if key not in _SCHEDULES:
-        _SCHEDULES[key] = minimax_schedule(sigma_min, tol)
-    return _SCHEDULES[key]
 
 
 def _quintic_factor(X: Tensor, a: float, b: float, c: float) -> Tensor:
@@ -403,19 +248,46 @@ class _MinimaxSqrtm(torch.autograd.Function):
         return minimax_lyapunov_solve(Y, G / u.sqrt(), ctx.steps), None, None, None, None
 
 
-def choose_impl(impl: str, device_type: str, n: int, dtype: torch.dtype, triton_ok: bool) -> str:
-    """Resolve ``impl="auto"``: the fused Triton kernel on CUDA for float32 and ``n <= 64``
-    when Triton imports, batched torch products otherwise; ``"torch"``/``"triton"`` pass through.
+def choose_impl(
+    impl: str,
+    device_type: str,
+    n: int,
+    dtype: torch.dtype,
+    triton_ok: bool,
+    *,
+    inverse: bool = False,
+    precision: str = "ieee",
+    ridged: bool = False,
+    device_limits: tuple[int, int] | None = None,
+) -> str:
+    """Resolve ``impl="auto"``: the fused Triton kernel on CUDA for float32 and ``n <=``
+    :data:`~sqrtlayers.backends.minimax.FUSED_MAX_N` when Triton imports and the kernels fit the
+    device, batched torch products otherwise; ``"torch"`` passes through.
+
+    ``device_limits`` is ``(arch, shared memory per block in bytes)`` of the CUDA device (see
+    :func:`~sqrtlayers.backends.triton_accurate.device_limits`); the kernels' needs come from the
+    compiled table (:func:`~sqrtlayers.backends.fused_limits.launch_problem`). ``"auto"`` falls
+    back to ``"torch"`` where they do not fit, and an explicit ``"triton"`` raises ``ValueError``
+    naming the limit; anything else about an explicit ``"triton"`` the kernel checks itself.
 
     Example:
         >>> choose_impl("auto", "cuda", 64, torch.float32, triton_ok=True)
         'triton'
         >>> choose_impl("auto", "cuda", 65, torch.float32, triton_ok=True)
         'torch'
+        >>> choose_impl("auto", "cuda", 64, torch.float32, triton_ok=True, device_limits=(90, 48 * 1024))
+        'torch'
     """
-    if impl != "auto":
+    if impl == "torch":
         return impl
-    fused = device_type == "cuda" and dtype == torch.float32 and n <= FUSED_MAX_N and triton_ok
+    problem = None
+    if device_type == "cuda" and device_limits is not None:
+        problem = launch_problem(n, inverse, precision, ridged, *device_limits)
+    if impl == "triton":
+        if problem is not None:
+            raise ValueError(f"impl='triton': {problem}")
+        return impl
+    fused = device_type == "cuda" and dtype == torch.float32 and n <= FUSED_MAX_N and triton_ok and problem is None
     return "triton" if fused else "torch"
 
 
@@ -436,8 +308,9 @@ class AccurateBackend(SqrtmBackend):
             ``tol ** (2/3)``.
         impl: ``"torch"`` (batched products, any device and dtype), ``"triton"`` (one fused
             kernel per matrix, float32, CUDA or the Triton interpreter) or ``"auto"`` (default:
-            ``"triton"`` on CUDA for float32 and ``n <= 64`` when Triton imports, else
-            ``"torch"``; see :func:`choose_impl`).
+            ``"triton"`` on CUDA for float32 and ``n <=``
+            :data:`~sqrtlayers.backends.minimax.FUSED_MAX_N` where Triton imports and the kernels
+            fit the device, else ``"torch"``; see :func:`choose_impl`).
         precision: product precision of the fused kernel, ``"ieee"`` (default) or ``"tf32x3"``.
 
     Cost (``impl="torch"``): ``4 k - 3`` products forward for ``k`` steps (``4 k - 2`` for
@@ -466,22 +339,20 @@ class AccurateBackend(SqrtmBackend):
     name = "accurate"
 
     def __init__(self, kappa: float = 1e6, tol: float | None = None, impl: str = "auto", precision: str = "ieee") -> None:
-        if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 1 <= kappa < math.inf:
-            raise ValueError(f"kappa must be a finite number >= 1, got {kappa!r}")
+        self.kappa = check_kappa(kappa)
         if tol is not None and not (isinstance(tol, float) and 0 < tol < 1):
             raise ValueError(f"tol must be a float in (0, 1) or None, got {tol!r}")
-        if impl not in _IMPLS:
-            raise ValueError(f"impl must be one of {list(_IMPLS)}, got {impl!r}")
-        if precision not in _PRECISIONS:
-            raise ValueError(f"precision must be one of {list(_PRECISIONS)}, got {precision!r}")
-        self.kappa = float(kappa)
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {list(IMPLS)}, got {impl!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
         self.tol = tol
         self.impl = impl
         self.precision = precision
         # Every bucket's schedule for both dtypes now, so that no call (traced or not) makes one.
         self._schedules = {
             (bucket, dtype): self._schedule(bucket, dtype)
-            for bucket in _SIZE_BUCKETS
+            for bucket in SIZE_BUCKETS
             for dtype in (torch.float32, torch.float64)
         }
 
@@ -499,12 +370,11 @@ class AccurateBackend(SqrtmBackend):
         return self.tol if self.tol is not None else torch.finfo(dtype).eps / 2
 
     def _schedule(self, n: int, dtype: torch.dtype) -> MinimaxSchedule:
-        sigma_min = min(1.0 / math.sqrt(self.kappa * n**0.25), 0.5)
-        return _cached_schedule(sigma_min, self._tol(dtype))
+        return cached_schedule(sigma_min_for(self.kappa, n), self._tol(dtype))
 
     def schedule_for(self, n: int, dtype: torch.dtype) -> MinimaxSchedule:
         """The schedule used for ``n x n`` matrices of ``dtype`` (one per size bucket and dtype)."""
-        bucket = next((b for b in _SIZE_BUCKETS if n <= b), n)
+        bucket = size_bucket(n)
         if (bucket, dtype) in self._schedules:
             return self._schedules[bucket, dtype]
         return self._schedule(bucket, dtype)
@@ -515,19 +385,23 @@ class AccurateBackend(SqrtmBackend):
 
     def backward_steps_for(self, n: int, dtype: torch.dtype) -> int:
         """How many of those steps the backward takes (its tolerance is ``tol ** (2/3)``)."""
-        return self.schedule_for(n, dtype).steps_to(self._tol(dtype) ** (2 / 3))
+        return self.schedule_for(n, dtype).steps_to(backward_tol(self._tol(dtype)))
 
-    def resolved_impl(self, A: Tensor) -> str:
-        """``"torch"`` or ``"triton"``: what this backend runs for inputs like ``A``.
+    def resolved_impl(self, A: Tensor, *, inverse: bool = False, ridged: bool = False) -> str:
+        """``"torch"`` or ``"triton"``: what this backend runs for inputs like ``A`` (see
+        :func:`choose_impl`, which raises for ``impl="triton"`` where the kernel cannot launch).
 
         Under ``torch.compile``, ``impl="auto"`` runs the batched products, which the compiler
         can trace, fuse and capture; the fused kernel is an opaque launch to it.
         """
         if self.impl == "torch" or (self.impl == "auto" and torch.compiler.is_compiling()):
             return "torch"
-        from .triton_accurate import triton_available
+        from .triton_accurate import device_limits, triton_available
 
-        return choose_impl(self.impl, A.device.type, A.shape[-1], A.dtype, triton_available(A.device))
+        return choose_impl(
+            self.impl, A.device.type, A.shape[-1], A.dtype, triton_available(A.device),
+            inverse=inverse, precision=self.precision, ridged=ridged, device_limits=device_limits(A.device),
+        )
 
     @staticmethod
     def ridge_for(input_dtype: torch.dtype, inverse: bool) -> float:
@@ -557,9 +431,7 @@ class AccurateBackend(SqrtmBackend):
         n = A.shape[-1]
         schedule = self.schedule_for(n, A.dtype)
         ridge = self.ridge_for(input_dtype, inverse)
-        if self.resolved_impl(A) == "triton":
-            if A.dtype != torch.float32:
-                raise ValueError(f"impl='triton' computes in float32, got dtype {A.dtype}; use impl='torch' or 'auto'")
+        if self.resolved_impl(A, inverse=inverse, ridged=ridge > 0) == "triton":
             from .triton_accurate import fused_minimax_sqrtm
 
             backward_steps = self.backward_steps_for(n, A.dtype)

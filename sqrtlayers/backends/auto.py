@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .base import SqrtmBackend
+from .minimax import check_kappa
 from .onnx_export import exporting_to_onnx
 from .registry import get_backend
 
@@ -25,15 +26,22 @@ MEASURED_ERRORS: dict[str, tuple[float, ...]] = {
     "mtp-lya": (5.3e-1, 9.3e-1, 1.0, 1.0, 1.0),
 }
 
-# Fastest first, per device type, from the benchmark study. On CPUs LAPACK's eigh beats every
-# matrix-product method we have at every size we measured (it costs about as much as 30 batched
-# products, and eigh-class accuracy takes ~80), so eigh leads. On GPUs a batched eigh is slow
-# (tens of ms for 64 x 64x64 with torch) while products are cheap: the fewest products lead.
+# Fastest first, per device type. On CPUs LAPACK's eigh beat every matrix-product method at every
+# size of the CPU study (docs/BENCHMARKS.md), so eigh leads. The CUDA order is an estimate, not a
+# measurement of this code: it ranks by launches and products per call (docs/BENCHMARKS.md,
+# "Operations per call"), and puts eigh last after the H100 anchors measured outside this
+# repository (torch eigh + autograd took 51 ms at 64 x 64x64; docs/METHODS.md).
 SPEED_ORDER: dict[str, tuple[str, ...]] = {
     "cpu": ("eigh", "mpa-lya", "accurate", "ns-lya", "mtp-lya"),
     "cuda": ("mtp-lya", "ns-lya", "mpa-lya", "accurate", "eigh"),
 }
 
+
+#: What each speed order rests on, as :meth:`AutoBackend.explain` says it.
+SPEED_EVIDENCE: dict[str, str] = {
+    "cpu": "measured on CPUs, docs/BENCHMARKS.md",
+    "cuda": "estimated from product counts, not measured on a GPU by this code (docs/BENCHMARKS.md)",
+}
 
 # Above this size eigh leads on every device.
 LARGE_MATRIX = 1024
@@ -59,7 +67,7 @@ class AutoBackend(SqrtmBackend):
         >>> auto.choose(torch.eye(64))  # on a CPU tensor
         EighBackend(name='eigh')
         >>> auto.explain(torch.eye(64))
-        "auto picks eigh for cpu torch.float32 64x64: fastest on cpu of ['accurate', 'eigh'] (error <= 0.001 up to kappa 10000)"
+        "auto picks eigh for cpu torch.float32 64x64: fastest on cpu of ['accurate', 'eigh'] (error <= 0.001 up to kappa 10000; speed order measured on CPUs, docs/BENCHMARKS.md)"
     """
 
     name = "auto"
@@ -67,10 +75,8 @@ class AutoBackend(SqrtmBackend):
     def __init__(self, tol: float = 1e-3, kappa: float = 1e4) -> None:
         if not (isinstance(tol, float) and tol > 0):
             raise ValueError(f"tol must be a positive float, got {tol!r}")
-        if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not kappa >= 1:
-            raise ValueError(f"kappa must be a number >= 1, got {kappa!r}")
         self.tol = tol
-        self.kappa = float(kappa)
+        self.kappa = check_kappa(kappa)
         # The first tabulated kappa that covers the promise (the last one beyond the table).
         self._column = next((i for i, k in enumerate(KAPPAS) if k >= self.kappa), len(KAPPAS) - 1)
         self._cache: dict[tuple[str, torch.dtype, int, bool], SqrtmBackend] = {}
@@ -109,9 +115,10 @@ class AutoBackend(SqrtmBackend):
         chosen = self.choose(A)
         qualifying = self.qualifying()
         reason = f"fastest on {A.device.type} of {qualifying}" if qualifying else "most accurate; none qualifies"
+        evidence = SPEED_EVIDENCE.get(A.device.type, SPEED_EVIDENCE["cuda"])
         return (
             f"auto picks {chosen.name} for {A.device.type} {A.dtype} {A.shape[-1]}x{A.shape[-1]}: "
-            f"{reason} (error <= {self.tol:g} up to kappa {self.kappa:g})"
+            f"{reason} (error <= {self.tol:g} up to kappa {self.kappa:g}; speed order {evidence})"
         )
 
     def _compute_from(self, A: Tensor, inverse: bool, input_dtype: torch.dtype) -> Tensor:

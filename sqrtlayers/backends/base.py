@@ -30,12 +30,22 @@ def validate_square_input(A: Tensor, name: str = "A") -> None:
         raise ValueError(f"{name} must have n >= 1, got shape {tuple(A.shape)}")
 
 
-def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
-    """Return ``value`` if it is an int >= ``minimum``, else raise an error that echoes it."""
+def check_positive_int(value: object, name: str) -> int:
+    """Return ``value`` if it is an ``int >= 1`` (``bool`` refused), else raise ``TypeError`` or
+    ``ValueError`` echoing it: the one check of every step count, degree and size argument of
+    the backends and layers.
+
+    Example:
+        >>> from sqrtlayers.backends.base import check_positive_int
+        >>> check_positive_int(0, "num_classes")
+        Traceback (most recent call last):
+        ...
+        ValueError: num_classes must be an int >= 1, got 0
+    """
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise TypeError(f"{name} must be an int >= 1, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value}")
     return value
 
 

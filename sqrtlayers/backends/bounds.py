@@ -33,7 +33,7 @@ their published fixed step counts and degrees, which converge only for eigenvalu
 of the normalised spectrum; the inverse root suffers most.
 
 A backend object is matched to a declaration by its class and options, so a backend registered
-under a new name (``register_backend("my-ns", lambda: NewtonSchulzBackend(5))``) gets the bounds
+under a new name (``register_backend("my-ns", lambda: get_backend("ns"))``) gets the bounds
 of the configuration it is, and one configured differently (``iters=20``) or of a new class has
 none: :func:`declared_bound` returns ``None`` ("undeclared"), and the property tests then check
 everything but accuracy. There is deliberately no default bound: a guess would either fail a
@@ -58,14 +58,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .accurate import AccurateBackend
-from .auto import AutoBackend
 from .base import SqrtmBackend
-from .eigh import EighBackend
-from .newton_schulz import NewtonSchulzBackend
-from .pade import PadeBackend
+from .minimax import check_kappa
 from .registry import get_backend
-from .taylor import TaylorBackend
 
 __all__ = ["KAPPA_BANDS", "AccuracyBound", "Declaration", "DECLARATIONS", "declaration_for", "declared_bound", "markdown_table"]
 
@@ -173,24 +168,29 @@ def _worst_of(*tables: dict[tuple[str, torch.dtype], _Row]) -> dict[tuple[str, t
 
 #: Every declaration; ``svd`` has none of its own: it is ``eigh`` (same class and options).
 DECLARATIONS: tuple[Declaration, ...] = (
-    Declaration("eigh", EighBackend(), _EIGH_ROWS, "LAPACK eigh: error grows as kappa * eps"),
-    Declaration("accurate", AccurateBackend(), _ACCURATE_ROWS, "converges up to its kappa=1e6", ridged=True),
+    Declaration("eigh", get_backend("eigh"), _EIGH_ROWS, "LAPACK eigh: error grows as kappa * eps"),
+    Declaration("accurate", get_backend("accurate"), _ACCURATE_ROWS, "converges up to its kappa=1e6", ridged=True),
     Declaration(
-        "accurate(kappa=1e4)", AccurateBackend(kappa=1e4), _ACCURATE_1E4_ROWS, "not converged beyond kappa=1e4", ridged=True
+        "accurate(kappa=1e4)",
+        get_backend("accurate", kappa=1e4),
+        _ACCURATE_1E4_ROWS,
+        "not converged beyond kappa=1e4",
+        ridged=True,
     ),
     Declaration(
         "auto",
-        AutoBackend(),
+        get_backend("auto"),
         _worst_of(_EIGH_ROWS, _ACCURATE_1E4_ROWS),
         "eigh or accurate(kappa=1e4), whichever it picks for the device and size",
         ridged=True,
     ),
-    Declaration("ns", NewtonSchulzBackend(5), _paper_rows(_NS_SQRTM, _NS_INV), _PAPER_NOTE),
-    Declaration("ns-lya", NewtonSchulzBackend(5, lya_iters=8), _paper_rows(_NS_SQRTM, _NS_INV), _PAPER_NOTE),
-    Declaration("mtp", TaylorBackend(10), _paper_rows(_MTP_SQRTM, _MTP_INV), _PAPER_NOTE),
-    Declaration("mtp-lya", TaylorBackend(10, lya_iters=8), _paper_rows(_MTP_SQRTM, _MTP_INV), _PAPER_NOTE),
-    Declaration("mpa", PadeBackend((5, 5)), _paper_rows(_MPA_SQRTM, _MPA_INV), _PAPER_NOTE),
-    Declaration("mpa-lya", PadeBackend((5, 5), lya_iters=8), _paper_rows(_MPA_LYA_SQRTM, _MPA_INV), _PAPER_NOTE),
+    # The paper's names at the paper's defaults (sqrtlayers.backends.paper).
+    Declaration("ns", get_backend("ns"), _paper_rows(_NS_SQRTM, _NS_INV), _PAPER_NOTE),
+    Declaration("ns-lya", get_backend("ns-lya"), _paper_rows(_NS_SQRTM, _NS_INV), _PAPER_NOTE),
+    Declaration("mtp", get_backend("mtp"), _paper_rows(_MTP_SQRTM, _MTP_INV), _PAPER_NOTE),
+    Declaration("mtp-lya", get_backend("mtp-lya"), _paper_rows(_MTP_SQRTM, _MTP_INV), _PAPER_NOTE),
+    Declaration("mpa", get_backend("mpa"), _paper_rows(_MPA_SQRTM, _MPA_INV), _PAPER_NOTE),
+    Declaration("mpa-lya", get_backend("mpa-lya"), _paper_rows(_MPA_LYA_SQRTM, _MPA_INV), _PAPER_NOTE),
 )
 
 
@@ -212,8 +212,7 @@ def declared_bound(
     Raises:
         ValueError: if ``kappa < 1`` or ``dtype`` is not a floating-point dtype.
     """
-    if not kappa >= 1:
-        raise ValueError(f"kappa must be >= 1 (or inf for a singular matrix), got {kappa!r}")
+    kappa = check_kappa(kappa, singular_ok=True)
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
     declaration = declaration_for(backend)

@@ -9,6 +9,7 @@ from .base import check_positive_int
 from .iterative import IterativeBackend
 from .fused import scaled_matmul_add
 from .normalisation import trace_normalise
+from .paper import PAPER_NS_ITERS
 
 __all__ = ["newton_schulz_sqrtm", "NewtonSchulzBackend"]
 
@@ -40,7 +41,7 @@ class NewtonSchulzBackend(IterativeBackend):
     uses the Lyapunov sign-iteration backward.
 
     Args:
-        iters: Newton-Schulz steps. Default: ``5`` (iSQRT-COV).
+        iters: Newton-Schulz steps. Default: :data:`~sqrtlayers.backends.paper.PAPER_NS_ITERS`.
         lya_iters: sign-iteration steps of the Lyapunov backward, or ``None`` for autograd.
 
     Numerics: trace scaling puts the largest eigenvalue of ``A_n`` at most at 1 and often far
@@ -56,7 +57,7 @@ class NewtonSchulzBackend(IterativeBackend):
 
     name = "ns"
 
-    def __init__(self, iters: int = 5, *, lya_iters: int | None = None) -> None:
+    def __init__(self, iters: int = PAPER_NS_ITERS, *, lya_iters: int | None = None) -> None:
         super().__init__(lya_iters=lya_iters)
         self.iters = check_positive_int(iters, "iters")
 

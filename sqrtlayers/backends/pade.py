@@ -12,6 +12,7 @@ from .base import check_positive_int
 from .fused import scaled_matmul_add
 from .iterative import IterativeBackend
 from .normalisation import frobenius_normalise
+from .paper import PAPER_MPA_DEGREE
 from .onnx_export import OnnxExportError, exporting_to_onnx
 from .polynomial import matrix_polynomial, pade_coefficients
 
@@ -93,9 +94,10 @@ class PadeBackend(IterativeBackend):
     commute; the inverse root is :math:`P^{-1} Q` (rescaled).
 
     Args:
-        degree: ``(m, n)``. Default: ``(5, 5)`` (the paper's; coefficients are computed exactly
-            for any degree).
-        lya_iters: sign-iteration steps of the Lyapunov backward (``mpa-lya``: 8), or ``None``
+        degree: ``(m, n)``. Default: :data:`~sqrtlayers.backends.paper.PAPER_MPA_DEGREE`
+            (coefficients are computed exactly for any degree).
+        lya_iters: sign-iteration steps of the Lyapunov backward (``mpa-lya``:
+            :data:`~sqrtlayers.backends.paper.PAPER_LYA_ITERS`), or ``None``
             for autograd through the forward (``mpa``).
         solver: ``"lu"`` (default, the paper's method: an LU solve) or ``"newton"``,
             a Newton-Schulz inverse of the denominator using only matrix products, whose step
@@ -119,7 +121,7 @@ class PadeBackend(IterativeBackend):
     name = "mpa"
 
     def __init__(
-        self, degree: tuple[int, int] = (5, 5), *, lya_iters: int | None = None, solver: str = "lu"
+        self, degree: tuple[int, int] = PAPER_MPA_DEGREE, *, lya_iters: int | None = None, solver: str = "lu"
     ) -> None:
         super().__init__(lya_iters=lya_iters)
         if not (isinstance(degree, (tuple, list)) and len(degree) == 2):

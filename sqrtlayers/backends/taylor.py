@@ -10,6 +10,7 @@ from torch import Tensor
 from .base import check_positive_int
 from .iterative import IterativeBackend
 from .normalisation import frobenius_normalise
+from .paper import PAPER_MTP_DEGREE
 from .polynomial import binomial_series, matrix_polynomial
 
 __all__ = ["taylor_sqrtm", "TaylorBackend"]
@@ -38,8 +39,9 @@ class TaylorBackend(IterativeBackend):
     root uses the series of :math:`(1-z)^{-1/2}` (all coefficients positive).
 
     Args:
-        degree: highest power kept. Default: ``10`` (the paper's).
-        lya_iters: sign-iteration steps of the Lyapunov backward (``mtp-lya``: 8), or ``None``
+        degree: highest power kept. Default: :data:`~sqrtlayers.backends.paper.PAPER_MTP_DEGREE`.
+        lya_iters: sign-iteration steps of the Lyapunov backward (``mtp-lya``:
+            :data:`~sqrtlayers.backends.paper.PAPER_LYA_ITERS`), or ``None``
             for autograd through the polynomial (``mtp``).
 
     Numerics: an eigenvalue ``lambda`` of ``A/||A||_F`` leaves a truncation error of order
@@ -55,7 +57,7 @@ class TaylorBackend(IterativeBackend):
 
     name = "mtp"
 
-    def __init__(self, degree: int = 10, *, lya_iters: int | None = None) -> None:
+    def __init__(self, degree: int = PAPER_MTP_DEGREE, *, lya_iters: int | None = None) -> None:
         super().__init__(lya_iters=lya_iters)
         self.degree = check_positive_int(degree, "degree")
         self._sqrt_coeffs = [float(c) for c in binomial_series(Fraction(1, 2), self.degree)]

@@ -1,65 +1,48 @@
 r"""The ``accurate`` method as one fused Triton kernel per direction: the whole iteration on chip.
 
 :mod:`sqrtlayers.backends.accurate` runs the minimax coupled iteration as batched products, one
-kernel launch per product (29 forward and 48 backward for ``sqrtm`` at the defaults). For the
-small matrices of covariance pooling and ZCA whitening each launch does little work, so that path
-is bound by launch latency. Here one *program* (one thread block) owns one matrix and runs every
-step of the iteration with its matrices held on chip; the batch is the grid. The method itself
-is described in ``docs/METHODS.md`` (section "accurate").
+kernel launch per product (29 forward and 48 backward for ``sqrtm`` at the defaults). Here one
+*program* (one thread block) owns one matrix and runs every step with its matrices held on chip;
+the batch is the grid. That this beats the batched products for the small matrices of covariance
+pooling and ZCA whitening is an estimate from the launch count (one launch per direction instead
+of 77), not a measurement: no GPU run of this code has been recorded (``docs/BENCHMARKS.md``).
+The method is described in ``docs/METHODS.md`` (section "accurate").
 
 Layout:
     Program ``i`` loads matrix ``i`` of the flattened ``(B, n, n)`` batch into a ``BLOCK x BLOCK``
-    register tile, ``BLOCK = max(16, next_power_of_two(n))`` (``tl.dot`` needs 16 or more along
-    every side). Rows and columns ``>= n`` are masked: they load as zero and the terms ``a I``
-    touch only the first ``n`` diagonal entries, so the padding stays exactly zero through every
-    product and never mixes into the ``n x n`` block. ``num_warps`` is 4 up to ``BLOCK = 32``
-    and 8 at 64.
-
-    Budget: the forward keeps four to five tiles live (``Y, Z, X, T`` and ``X^2``), the backward
-    five to six (``B, C, W, D, dP, P``); ``tl.dot`` stages its operands in shared memory. Compiled
-    for sm_90 (Triton 3.6 and 3.8, ``ptxas -v``): up to ``BLOCK = 32`` everything stays in
-    registers but for a few hundred bytes of spills per thread; at ``BLOCK = 64``
-    ``"tf32x3"`` spills 0.7 KiB (forward) and 1.6 KiB (backward) per thread and uses 128 KiB /
-    96 KiB of shared memory, while ``"ieee"``, whose float32 products run as FMA loops that
-    hold whole operand rows per thread, spills 1 to 7 KiB per thread. At ``BLOCK = 128`` a tile
-    is 64 KiB, the forward alone spills ~90 KiB per thread, needs 192 KiB of shared memory and
-    takes minutes to compile, so ``n > 64`` is refused (:data:`MAX_N`): use ``impl="torch"``.
+    tile (:func:`~sqrtlayers.backends.fused_limits.fused_block`). Rows and columns ``>= n`` are
+    masked: they load as zero and the terms ``a I`` touch only the first ``n`` diagonal entries,
+    so the padding stays exactly zero through every product. The forward keeps four to five
+    tiles live, the backward five to six; ``tl.dot`` stages its operands in shared memory. What
+    each variant asks of each GPU architecture, compiled ahead of time, is in
+    ``docs/BENCHMARKS.md`` ("Fused kernel resources"); a configuration that asks for more shared
+    memory than the device has is refused before launch
+    (:func:`~sqrtlayers.backends.fused_limits.launch_problem`), and ``n >``
+    :data:`~sqrtlayers.backends.minimax.FUSED_MAX_N` always.
 
 Precision:
-    Float32 only (float16/bfloat16 inputs arrive here already in float32 through
-    :class:`~sqrtlayers.backends.base.SqrtmBackend`; float64 raises ``TypeError``: use the torch
-    path). ``precision="ieee"`` (default) makes every ``tl.dot`` a true float32 product, as the
-    torch path computes with TF32 off. ``"tf32x3"`` splits each operand into a TF32 high part and
-    a TF32 remainder and sums three tensor-core products: close to float32 accuracy at
-    tensor-core speed on Ampere and later GPUs. Under the interpreter both are the same float32
-    product, so their accuracy on a GPU is measured there (the CUDA test of this module prints
-    both).
+    :data:`~sqrtlayers.backends.minimax.FUSED_DTYPE` only (float16/bfloat16 inputs arrive upcast;
+    float64 raises ``TypeError``: use ``impl="torch"``). ``precision="ieee"`` (default) makes
+    every ``tl.dot`` a true float32 product, as the torch path computes with TF32 off;
+    ``"tf32x3"`` sums three TF32 tensor-core products (high and remainder parts of each operand),
+    close to float32 accuracy. Under the interpreter both are the same float32 product, so their
+    accuracy and speed on a GPU are for the CUDA test of this module to measure.
 
 Numerics:
-    The forward follows :func:`~sqrtlayers.backends.accurate.coupled_minimax_sqrtm` operation
-    for operation (overflow-safe Frobenius normalisation, :math:`(\operatorname{tr} A^4)^{1/4}`
-    scaling, the first step built from :math:`A^2`, symmetrised results) and the backward
-    :func:`~sqrtlayers.backends.accurate.minimax_lyapunov_solve`: the symmetric part of the
-    upstream gradient, the sign iteration on :math:`[[B, C], [0, -B]]` in seven products a
-    step, ``backward_steps`` of the schedule's steps, on the shrunk root
-    (:data:`~sqrtlayers.backends.accurate.BACKWARD_SHRINK`), and for float16/bfloat16 inputs
-    the same ridge, taken out by the same polynomial as ``accurate._unridge`` (``ridge``, with
-    the compile-time ``RIDGED``: a float32 input's kernel carries none of it).
-
-    The kernel agrees with ``impl="torch"`` to the rounding of a different summation order: at
-    ``kappa = 1e3`` at most ``4e-6`` forward and ``1e-5`` for the gradient (relative Frobenius,
-    n = 1 to 64), and at ``kappa = 1e4`` both are as far from float64 as each other.
+    The forward follows ``accurate.coupled_minimax_sqrtm`` operation for operation and the
+    backward ``accurate.minimax_lyapunov_solve`` (``backward_steps`` of the schedule's steps, on
+    the root shrunk by :data:`~sqrtlayers.backends.minimax.BACKWARD_SHRINK`), with the same
+    ridge for float16/bfloat16 inputs (compile-time ``RIDGED``: a float32 input's kernel carries
+    none of it). It agrees with ``impl="torch"`` to the rounding of a different summation order:
+    at ``kappa = 1e3`` at most ``4e-6`` forward and ``1e-5`` for the gradient (relative
+    Frobenius, n = 1 to 64, under the interpreter).
 
 Devices:
-    CUDA tensors run a compiled kernel (compute capability 8.0 or newer). CPU tensors run the
-    same kernel under the Triton interpreter, which is slow and meant for tests; it is used only
-    when ``TRITON_INTERPRET=1`` is set, see :func:`triton_available`. The choice is made per call
-    from the tensor's device, whatever ``TRITON_INTERPRET`` said when Triton was imported.
-
-    The per-step coefficients are passed as a small ``(k, 3)`` float32 tensor, cached per
-    schedule and device: after the first call nothing is copied from the host, so a warmed-up
-    call can be captured in a CUDA graph. The number of steps is a compile-time constant (one
-    compiled variant per schedule length).
+    CUDA tensors run a compiled kernel (compute capability 8.0 or newer); CPU tensors run it
+    under the Triton interpreter, for tests, when ``TRITON_INTERPRET=1`` is set
+    (:func:`triton_available`), decided per call whatever the variable said at import. The
+    per-step coefficients are a ``(k, 3)`` float32 tensor cached per schedule and device, so a
+    warmed-up call copies nothing from the host and can be captured in a CUDA graph.
 """
 
 # With postponed annotations the kernels' ``tl.constexpr`` hints stay strings, which Triton
@@ -74,8 +57,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .accurate import BACKWARD_SHRINK
 from .base import validate_square_input
+from .fused_limits import fused_block, fused_num_warps, launch_problem
+from .minimax import BACKWARD_SHRINK, FUSED_MAX_N, PRECISIONS, Quintic, check_fused_dtype
 
 try:  # Triton is optional: without it this module still imports and reports unavailability.
     import triton
@@ -84,15 +68,7 @@ except Exception:  # pragma: no cover - depends on the installation (ImportError
     triton = None
     tl = None
 
-__all__ = ["MAX_N", "PRECISIONS", "fused_minimax_sqrtm", "triton_available"]
-
-#: Largest ``n`` the fused kernel accepts (see the module docstring: beyond 64 it spills heavily).
-MAX_N = 64
-
-#: The ``precision=`` options, passed to ``tl.dot(..., input_precision=...)``.
-PRECISIONS = ("ieee", "tf32x3")
-
-Quintic = tuple[float, float, float]
+__all__ = ["fused_minimax_sqrtm", "triton_available", "device_limits"]
 
 
 def triton_available(device: torch.device | str) -> bool:
@@ -102,7 +78,6 @@ def triton_available(device: torch.device | str) -> bool:
     newer, or ``device`` is the CPU and ``TRITON_INTERPRET=1`` is set (the interpreter).
 
     Example:
-        >>> import os
         >>> triton_available("cpu") == (triton is not None and os.environ.get("TRITON_INTERPRET") == "1")
         True
     """
@@ -119,10 +94,24 @@ def triton_available(device: torch.device | str) -> bool:
     return False
 
 
-# ----------------------------------------------------------------------------------------------
-# Kernels. Plain functions here; `_compiled` turns them into Triton kernels on first use, compiled
-# for CUDA tensors and interpreted for CPU tensors, whatever TRITON_INTERPRET said at import time.
-# ----------------------------------------------------------------------------------------------
+def device_limits(device: torch.device | str) -> tuple[int, int] | None:
+    """``(arch, shared memory per block in bytes)`` of a CUDA ``device`` (``arch = 10 * major +
+    minor``; the device's own opt-in maximum), as
+    :func:`~sqrtlayers.backends.fused_limits.launch_problem` takes them; ``None`` for any other
+    device (the interpreter has no limit) or where CUDA cannot say."""
+    try:
+        device = torch.device(device)
+        if device.type != "cuda" or not torch.cuda.is_available():
+            return None
+        major, minor = torch.cuda.get_device_capability(device)
+        limit = torch.cuda.get_device_properties(device).shared_memory_per_block_optin
+        return 10 * major + minor, int(limit)
+    except Exception:  # a bad device string or a broken driver: nothing to say
+        return None
+
+
+# Kernels: plain functions that `_compiled` turns into Triton kernels on first use, compiled for
+# CUDA tensors and interpreted for CPU tensors, whatever TRITON_INTERPRET said at import time.
 
 def _add(a, b):
     return a + b
@@ -135,12 +124,10 @@ def _maximum(a, b):
 if triton is not None:
     from triton.runtime.jit import JITFunction
 
-    # Whole-tile reductions call `tl.reduce` with a combine function rather than `tl.sum` or
-    # `tl.max`: those are `@triton.jit` functions of Triton's library, fixed as compiled or
-    # interpreted when Triton is imported, while the interpreter replaces `tl.reduce` itself.
-    # Triton's own combine functions let the interpreter use numpy for the reduction (it
-    # recognises them); ours are the fallback should a Triton version rename them (correct, but
-    # reduced one element at a time under the interpreter).
+    # Whole-tile reductions call `tl.reduce` with a combine function, not `tl.sum`/`tl.max`
+    # (library `@triton.jit` functions, fixed as compiled or interpreted at Triton's import).
+    # Triton's own combine functions let the interpreter reduce with numpy; ours are the fallback
+    # should a Triton version rename them (correct, but slow under the interpreter).
     _add = getattr(tl.standard, "_sum_combine", None) or JITFunction(_add)
     _maximum = getattr(tl.standard, "_elementwise_max", None) or JITFunction(_maximum)
 
@@ -162,7 +149,7 @@ def _forward_kernel(
 ):
     """Program ``i``: ``Y, Z ~ (A_i/u)^{±1/2}``, ``u`` and the requested output for matrix ``i``;
     with ``RIDGED`` the iteration runs on the ridged matrix and ``Y`` is the root without the
-    ridge, as in :func:`~sqrtlayers.backends.accurate.coupled_minimax_sqrtm`."""
+    ridge, as in ``accurate.coupled_minimax_sqrtm``."""
     pid = tl.program_id(0).to(tl.int64)
     rows = tl.arange(0, BLOCK)[:, None]
     cols = tl.arange(0, BLOCK)[None, :]
@@ -262,11 +249,8 @@ def _backward_kernel(
     offsets = pid * n * n + rows * n + cols
     diagonal = (rows == cols) & (rows < n)
 
-    # The schedule converges on sigma in [sigma_min, 1], and outside it the composed quintics
-    # diverge within a few 1e-6: the forward's root can end that far above 1 when
-    # (tr A^4)^{1/4} is a tight bound (one dominant eigenvalue), so iterate on s B with
-    # s = SHRINK = accurate.BACKWARD_SHRINK and undo it at the end (s B X' + X' s B = C gives
-    # X = s X').
+    # Iterate on s B, s = SHRINK = minimax.BACKWARD_SHRINK, whose spectrum stays below 1 where
+    # the quintics converge, and undo it at the end (s B X' + X' s B = C gives X = s X').
     B = SHRINK * tl.load(Y_ptr + offsets, mask=inside, other=0.0)
     G = tl.load(grad_ptr + offsets, mask=inside, other=0.0)
     # Only the symmetric part of G counts: the exact gradient for every symmetric
@@ -309,23 +293,13 @@ def _backward_kernel(
 
 @functools.lru_cache(maxsize=4)
 def _compiled(interpret: bool) -> tuple[Any, Any]:
-    """The two kernels, interpreted (CPU tensors) or compiled (CUDA tensors).
-
-    Built here rather than with ``@triton.jit`` at import, where Triton decides between the two
-    from ``TRITON_INTERPRET`` once and for all: an import before a test sets the variable would
-    otherwise leave CPU tensors with a compiled kernel.
-    """
+    """The two kernels, interpreted (CPU tensors) or compiled (CUDA tensors): built here, not
+    by ``@triton.jit`` at import, which reads ``TRITON_INTERPRET`` once and for all."""
     if interpret:
         from triton.runtime.interpreter import InterpretedFunction
 
         return InterpretedFunction(_forward_kernel), InterpretedFunction(_backward_kernel)
     return JITFunction(_forward_kernel), JITFunction(_backward_kernel)
-
-
-def _block_and_warps(n: int) -> tuple[int, int]:
-    block = max(16, triton.next_power_of_2(n))
-    # 8 warps at 64: 16 warps would cap a thread at 128 registers and spill more (measured).
-    return block, 4 if block <= 32 else 8
 
 
 @functools.lru_cache(maxsize=64)
@@ -343,13 +317,13 @@ def _launch_forward(
     u = torch.empty(batch, 1, 1, dtype=A3.dtype, device=A3.device)
     if batch == 0:
         return out, Y, Z, u
-    block, warps = _block_and_warps(n)
+    block = fused_block(n)
     forward, _ = _compiled(A3.device.type == "cpu")
     coef = _coefficients(steps, A3.device)
     forward[(batch,)](
         A3, Y, Z, out, u, coef, n, float(ridge),
         NUM_STEPS=len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, RIDGED=ridge > 0,
-        num_warps=warps,
+        num_warps=fused_num_warps(block),
     )
     return out, Y, Z, u
 
@@ -361,14 +335,14 @@ def _launch_backward(Y: Tensor, Z: Tensor | None, u: Tensor, grad: Tensor, steps
     batch, n = grad.shape[0], grad.shape[-1]
     if batch == 0:
         return grad_in
-    block, warps = _block_and_warps(n)
+    block = fused_block(n)
     _, backward = _compiled(grad.device.type == "cpu")
     coef = _coefficients(steps, grad.device)
     inverse = Z is not None
     backward[(batch,)](
         Y, Z if inverse else Y, u, grad, grad_in, coef, n,
         NUM_STEPS=len(steps), BLOCK=block, INVERSE=inverse, PRECISION=precision, SHRINK=BACKWARD_SHRINK,
-        num_warps=warps,
+        num_warps=fused_num_warps(block),
     )
     return grad_in
 
@@ -420,41 +394,36 @@ def fused_minimax_sqrtm(
     docstring for the layout and numerics.
 
     Args:
-        A: SPD/PSD matrices, float32, shape ``(..., n, n)`` with ``1 <= n <= 64``, on a CUDA
-            device or (under ``TRITON_INTERPRET=1``) the CPU. Leading dims are batch dims; an
-            empty batch is fine.
-        steps: the per-step quintic coefficients ``(a, b, c)``, e.g.
-            ``AccurateBackend().steps_for(n, torch.float32)``.
+        A: SPD/PSD matrices ``(..., n, n)``, float32, ``1 <= n <=``
+            :data:`~sqrtlayers.backends.minimax.FUSED_MAX_N`, on a CUDA device or (under
+            ``TRITON_INTERPRET=1``) the CPU; an empty batch is fine. Output: the same shape.
+        steps: the per-step quintics ``(a, b, c)``, e.g. ``AccurateBackend().steps_for(n, dtype)``.
         inverse: return the inverse square root instead of the square root.
         precision: ``"ieee"`` (default, true float32 products) or ``"tf32x3"``.
-        backward_steps: how many of ``steps`` the backward's sign iteration takes, e.g.
-            ``AccurateBackend().backward_steps_for(n, torch.float32)`` (the gradient needs a
-            looser tolerance than the root). Default: ``None``, all of them.
-        ridge: iterate on the matrix shifted by this ridge and recover the unshifted root, so
-            that a singular PSD matrix rounded to a coarse dtype converges (square root only;
-            see :func:`~sqrtlayers.backends.accurate.coupled_minimax_sqrtm` and
-            :meth:`~sqrtlayers.backends.accurate.AccurateBackend.ridge_for`). Default: ``0.0``.
+        backward_steps: how many of ``steps`` the backward takes, e.g.
+            ``AccurateBackend().backward_steps_for(n, dtype)``. Default: ``None``, all of them.
+        ridge: iterate on the matrix shifted by this ridge and take it out of the root (square
+            root only; ``AccurateBackend.ridge_for``). Default: ``0.0``.
 
-    Shape:
-        - A: :math:`(*, n, n)`
-        - Output: :math:`(*, n, n)`, the same shape and dtype.
+    Raises:
+        ValueError: for a bad argument, or where the kernels ask for more shared memory per
+            block than the CUDA device has (the message names both).
 
     Double backward is not supported (raises ``RuntimeError``).
 
     Example:
         >>> import os, torch
-        >>> from sqrtlayers.backends.accurate import AccurateBackend
+        >>> from sqrtlayers.backends import AccurateBackend
         >>> if triton_available("cpu"):
         ...     A = torch.diag(torch.tensor([1e-2, 1.0, 4.0]))
         ...     root = fused_minimax_sqrtm(A, AccurateBackend().steps_for(3, A.dtype), inverse=False)
         ...     assert torch.allclose(root, A.sqrt(), atol=1e-6)
     """
     validate_square_input(A)
-    if A.dtype != torch.float32:
-        raise TypeError(f"the fused Triton kernel computes in float32, got dtype {A.dtype}; use impl='torch' for float64")
+    check_fused_dtype(A.dtype)
     n = A.shape[-1]
-    if n > MAX_N:
-        raise ValueError(f"the fused Triton kernel holds one matrix on chip and takes n <= {MAX_N}, got n={n}")
+    if n > FUSED_MAX_N:
+        raise ValueError(f"the fused Triton kernel holds one matrix on chip and takes n <= {FUSED_MAX_N}, got n={n}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if len(steps) == 0 or any(len(step) != 3 for step in steps):
@@ -472,5 +441,9 @@ def fused_minimax_sqrtm(
         raise ValueError(f"ridge must be a float in [0, 1), got {ridge!r}")
     if ridge and inverse:
         raise ValueError(f"ridge applies to the square root only, got ridge={ridge!r} with inverse=True")
+    limits = device_limits(A.device)
+    problem = None if limits is None else launch_problem(n, bool(inverse), precision, ridge > 0, *limits)
+    if problem is not None:
+        raise ValueError(problem)
     steps = tuple(tuple(float(x) for x in step) for step in steps)
     return _FusedMinimaxSqrtm.apply(A, steps, backward_steps, bool(inverse), precision, ridge)[0]

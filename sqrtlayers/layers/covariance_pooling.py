@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ..backends import DEFAULT_POOLING_BACKEND, SqrtmBackend, resolve_backend
+from ..backends.normalisation import trace_normalise
 from ..dtypes import compute_dtype
 from .gram import scaled_gram
 from .input_checks import check_real_floating
@@ -35,13 +36,6 @@ def _feature_columns(input: Tensor) -> Tensor:
             f"input must have at least one channel and one position, got shape {tuple(input.shape)}"
         )
     return X
-
-
-def _trace_normalise(A: Tensor) -> tuple[Tensor, Tensor]:
-    """``(A / tr A, tr A)`` per matrix, ``tr A`` of shape ``(..., 1, 1)`` floored at the dtype's
-    ``tiny``: the features of a sample that are all equal give a zero matrix, not NaN."""
-    trace = A.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None].clamp_min(torch.finfo(A.dtype).tiny)
-    return A / trace, trace
 
 
 def _upper_triangle(Y: Tensor) -> Tensor:
@@ -76,8 +70,7 @@ def covariance_pool(
         input: ``(N, C, H, W)`` feature maps or ``(N, L, C)`` tokens; the layout is chosen by
             the number of dims (4: channels first, 3: channels last).
         backend: square-root backend, a name or a configured backend. Default:
-            :data:`~sqrtlayers.DEFAULT_POOLING_BACKEND` (``"ns"``, coupled Newton-Schulz with 5
-            iterations, as iSQRT-COV).
+            :data:`~sqrtlayers.DEFAULT_POOLING_BACKEND` (iSQRT-COV's coupled Newton-Schulz).
         vectorize: return the row-major upper triangle, length ``C (C + 1) / 2`` (see
             :func:`triu_dim`), instead of the ``C x C`` matrix. Default: ``True``.
         eps: ridge relative to the mean variance, so that the square root (and its gradient)
@@ -120,7 +113,7 @@ def covariance_pool(
         Xc = X - X.mean(-1, keepdim=True)
         # The scatter matrix, not the covariance: the 1/M cancels in the trace normalisation and
         # comes back in the post-compensation.
-        normalised, trace = _trace_normalise(scaled_gram(Xc))
+        normalised, trace = trace_normalise(scaled_gram(Xc))
         ridge = torch.eye(channels, dtype=work_dtype, device=input.device) * (eps / channels)
         Y = resolve_backend(backend).sqrtm(normalised + ridge) * (trace / positions).sqrt()
         out = _upper_triangle(Y) if vectorize else Y
@@ -132,7 +125,7 @@ class CovariancePooling(nn.Module):
 
     Args:
         backend: square-root backend, a name or a configured backend. Default:
-            :data:`~sqrtlayers.DEFAULT_POOLING_BACKEND` (``"ns"``).
+            :data:`~sqrtlayers.DEFAULT_POOLING_BACKEND`.
         vectorize: output the row-major upper triangle instead of the matrix. Default: ``True``.
         eps: ridge relative to the mean variance. Default: ``1e-5``.
 

@@ -12,7 +12,10 @@ from .backbones import is_timm_model, strip_timm_classifier, timm_feature_width,
 from .covariance_pooling import CovariancePooling
 from .input_checks import check_images, check_positive_int, check_real_floating
 
-__all__ = ["ISqrtCovHead", "ISqrtCovNet", "attach_isqrt_cov_head"]
+__all__ = ["ISQRT_COV_REDUCED_DIM", "ISqrtCovHead", "ISqrtCovNet", "attach_isqrt_cov_head"]
+
+#: Channels after the head's reduction, iSQRT-COV's 256 (32,896 pooled features).
+ISQRT_COV_REDUCED_DIM = 256
 
 
 class ISqrtCovHead(nn.Module):
@@ -27,11 +30,9 @@ class ISqrtCovHead(nn.Module):
         in_channels: channels of the input feature map.
         num_classes: number of logits.
         reduced_dim: channels after the 1x1 convolution (no bias) + norm + ReLU reduction, or
-            ``None`` to pool the input channels directly. Default: ``256`` (iSQRT-COV; the
-            classifier then has ``256 * 257 / 2 = 32896`` inputs).
+            ``None`` to pool the input channels directly. Default: :data:`ISQRT_COV_REDUCED_DIM`.
         backend: square-root backend, a name or a configured backend. Default:
-            :data:`~sqrtlayers.DEFAULT_POOLING_BACKEND` (``"ns"``, 5 coupled Newton-Schulz
-            iterations, iSQRT-COV).
+            :data:`~sqrtlayers.DEFAULT_POOLING_BACKEND` (iSQRT-COV's coupled Newton-Schulz).
         dropout: dropout probability before the classifier. Default: ``0.0``.
         eps: covariance ridge relative to the mean variance (see :func:`covariance_pool`).
             Default: ``1e-5``.
@@ -66,7 +67,7 @@ class ISqrtCovHead(nn.Module):
         in_channels: int,
         num_classes: int,
         *,
-        reduced_dim: int | None = 256,
+        reduced_dim: int | None = ISQRT_COV_REDUCED_DIM,
         backend: str | SqrtmBackend = DEFAULT_POOLING_BACKEND,
         dropout: float = 0.0,
         eps: float = 1e-5,

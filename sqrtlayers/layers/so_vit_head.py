@@ -13,7 +13,10 @@ from .backbones import is_timm_model, strip_timm_classifier, timm_feature_width,
 from .covariance_pooling import CovariancePooling
 from .input_checks import check_images, check_positive_int, check_real_floating
 
-__all__ = ["SecondOrderViTHead", "SecondOrderViT", "attach_so_vit_head"]
+__all__ = ["SO_VIT_REDUCED_DIM", "SecondOrderViTHead", "SecondOrderViT", "attach_so_vit_head"]
+
+#: Channels of the reduced visual tokens, the low end of So-ViT's 48 to 96.
+SO_VIT_REDUCED_DIM = 48
 
 _FUSIONS = ("sum", "mean", "concat")
 
@@ -41,9 +44,9 @@ class SecondOrderViTHead(nn.Module):
         embed_dim: token width ``D``.
         num_classes: number of logits.
         reduced_dim: channels of the reduced visual tokens (So-ViT: 48 to 96; the covariance
-            branch then sees ``r (r + 1) / 2`` features). Default: ``48``.
+            branch then sees ``r (r + 1) / 2`` features). Default: :data:`SO_VIT_REDUCED_DIM`.
         backend: square-root backend, a name or a configured backend. Default:
-            :data:`~sqrtlayers.DEFAULT_BACKEND` (``"mpa-lya"``, the So-ViT experiment of Song et al.).
+            :data:`~sqrtlayers.DEFAULT_BACKEND` (the So-ViT experiment of Song et al. used the paper's method)
         fusion: ``"sum"`` of the two logits (So-ViT), their ``"mean"``, or ``"concat"`` of the
             class token and the pooled features into one Linear. Default: ``"sum"``.
         dropout: dropout probability on the pooled features. Default: ``0.0``.
@@ -85,7 +88,7 @@ class SecondOrderViTHead(nn.Module):
         embed_dim: int,
         num_classes: int,
         *,
-        reduced_dim: int = 48,
+        reduced_dim: int = SO_VIT_REDUCED_DIM,
         backend: str | SqrtmBackend = DEFAULT_BACKEND,
         fusion: str = "sum",
         dropout: float = 0.0,

@@ -14,14 +14,8 @@ from hypothesis import strategies as st
 from sqrtlayers.backends import accurate
 from sqrtlayers.backends.auto import AutoBackend
 from sqrtlayers.backends.bounds import declared_bound
-from sqrtlayers.backends.accurate import (
-    NEWTON_SCHULZ_QUINTIC,
-    AccurateBackend,
-    choose_impl,
-    coupled_minimax_sqrtm,
-    minimax_odd_quintic,
-    minimax_schedule,
-)
+from sqrtlayers.backends.accurate import AccurateBackend, choose_impl, coupled_minimax_sqrtm
+from sqrtlayers.backends.minimax import NEWTON_SCHULZ_QUINTIC, minimax_odd_quintic, minimax_schedule
 from sqrtlayers.reference import exact_sqrtm, exact_sqrtm_grad, make_covariance, make_spd, measure_errors, relative_error
 
 
@@ -175,7 +169,7 @@ def test_impl_auto_picks_the_fused_kernel_only_where_it_applies() -> None:
 
 def test_impl_auto_runs_batched_products_under_compile(monkeypatch: pytest.MonkeyPatch) -> None:
     """``torch.compile`` traces the batched products; the fused kernel would be opaque to it."""
-    monkeypatch.setattr(accurate, "choose_impl", lambda *args: "triton")
+    monkeypatch.setattr(accurate, "choose_impl", lambda *args, **kwargs: "triton")
     backend = sl.get_backend("accurate")
     assert backend.resolved_impl(torch.eye(4)) == "triton"
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
@@ -230,7 +224,7 @@ def test_half_precision_singular_input_converges_with_the_ridge(monkeypatch: pyt
     Y, _, _ = coupled_minimax_sqrtm(A.float(), steps)
     assert not torch.isfinite(Y).all()
     # auto reaches the ridge too when it picks accurate (on CUDA; made to pick it here).
-    monkeypatch.setattr(AutoBackend, "choose_name", lambda self, device_type, n: "accurate")
+    monkeypatch.setattr(AutoBackend, "choose_name", lambda self, device_type, n, **kwargs: "accurate")
     bound = declared_bound("accurate", inverse=False, dtype=torch.bfloat16, kappa=math.inf).forward
     for backend in (sl.get_backend("accurate"), AutoBackend()):
         root = backend.sqrtm(A)

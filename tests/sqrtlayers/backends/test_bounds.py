@@ -107,7 +107,7 @@ def test_singular_band_bounds_the_root_only() -> None:
 
 
 def test_bad_arguments_are_named() -> None:
-    with pytest.raises(ValueError, match=r"kappa must be >= 1 .*got 0\.5"):
+    with pytest.raises(ValueError, match=r"kappa must be a number >= 1 \(inf: a singular matrix\), got 0\.5"):
         declared_bound("eigh", inverse=False, dtype=torch.float32, kappa=0.5)
     with pytest.raises(ValueError, match="dtype must be a floating-point dtype, got torch.int32"):
         declared_bound("eigh", inverse=False, dtype=torch.int32, kappa=10.0)

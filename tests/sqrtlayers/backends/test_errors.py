@@ -41,11 +41,11 @@ def test_backend_of_wrong_type() -> None:
 @pytest.mark.parametrize(
     ("name", "options", "error", "message"),
     [
-        ("mtp", {"degree": 0}, ValueError, "degree must be >= 1, got 0"),
-        ("ns", {"iters": -1}, ValueError, "iters must be >= 1, got -1"),
-        ("ns", {"iters": 2.5}, TypeError, "iters must be an int, got 2.5"),
-        ("mpa-lya", {"lya_iters": 0}, ValueError, "lya_iters must be >= 1, got 0"),
-        ("mpa", {"degree": (5, 0)}, ValueError, "degree must be >= 1, got 0"),
+        ("mtp", {"degree": 0}, ValueError, "degree must be an int >= 1, got 0"),
+        ("ns", {"iters": -1}, ValueError, "iters must be an int >= 1, got -1"),
+        ("ns", {"iters": 2.5}, TypeError, "iters must be an int >= 1, got 2.5"),
+        ("mpa-lya", {"lya_iters": 0}, ValueError, "lya_iters must be an int >= 1, got 0"),
+        ("mpa", {"degree": (5, 0)}, ValueError, "degree must be an int >= 1, got 0"),
         ("mpa", {"degree": 5}, ValueError, "degree must be a pair (m, n), got 5"),
         ("mpa", {"solver": "qr"}, ValueError, "solver must be one of ['lu', 'newton'], got 'qr'"),
         ("eigh", {"iters": 3}, TypeError, "iters"),

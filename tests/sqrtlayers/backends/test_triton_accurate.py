@@ -21,7 +21,8 @@ from ...conftest import requires_cuda
 
 pytest.importorskip("triton")
 
-from sqrtlayers.backends.triton_accurate import MAX_N, fused_minimax_sqrtm, triton_available  # noqa: E402
+from sqrtlayers.backends.minimax import FUSED_MAX_N  # noqa: E402
+from sqrtlayers.backends.triton_accurate import fused_minimax_sqrtm, triton_available  # noqa: E402
 
 SIZES = [1, 3, 16, 33, 64]
 DIRECTIONS = pytest.mark.parametrize("inverse", [False, True], ids=["sqrt", "inv_sqrt"])
@@ -262,7 +263,7 @@ def test_double_backward_raises() -> None:
     ("A", "kwargs", "error", "match"),
     [
         (torch.eye(3, dtype=torch.float64), {}, TypeError, "float32, got dtype torch.float64"),
-        (torch.eye(MAX_N + 1), {}, ValueError, f"n <= {MAX_N}, got n={MAX_N + 1}"),
+        (torch.eye(FUSED_MAX_N + 1), {}, ValueError, f"n <= {FUSED_MAX_N}, got n={FUSED_MAX_N + 1}"),
         (torch.eye(3), {"precision": "tf32"}, ValueError, r"precision must be one of \('ieee', 'tf32x3'\), got 'tf32'"),
         (torch.eye(3), {"steps": ()}, ValueError, r"non-empty tuple of \(a, b, c\) triples, got \(\)"),
         (torch.eye(3), {"backward_steps": 0}, ValueError, r"backward_steps must be an int in \[1, \d+\] .* got 0"),
