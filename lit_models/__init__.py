@@ -7,6 +7,7 @@
                                    TimmSoViT, TimmISqrtCov (``pretrained=``)
 :class:`TrainingCurves`            callback that plots the epoch metrics to a PNG
 :class:`StyleDecoderTraining`      trains a style-transfer decoder (``python -m lit_models.style_cli``)
+:class:`RecomputeRunningStats`     callback: running statistics recomputed before validation
 :func:`lr_multiplier`              warm-up + cosine/step learning-rate schedule
 :func:`main`                       ``python -m lit_models`` / ``sqrtlayers-train``
 =================================  ===============================================
@@ -22,6 +23,7 @@ it, no ``--config`` needed; another job names its config)::
 from .classifier import ImageClassifier
 from .cli import ClassifierCLI, main
 from .models import ISqrtCovResNet, SmallResNet, SoViT, TimmISqrtCov, TimmSoViT, ZCAResNet
+from .precise_statistics import RecomputeRunningStats
 from .schedules import lr_multiplier
 from .style_decoder import StyleDecoderTraining
 from .training_curves import TrainingCurves, plot_training_curves
@@ -37,6 +39,7 @@ __all__ = [
     "TimmSoViT",
     "TrainingCurves",
     "ZCAResNet",
+    "RecomputeRunningStats",
     "lr_multiplier",
     "main",
     "plot_training_curves",

@@ -7,6 +7,7 @@ whitening and colouring.
 :func:`zca_batch_norm`            its functional form
 :func:`convert_zca_batchnorm`     swap a model's BatchNorm layers for it
 :func:`set_zca_sync`              all-reduce its moments across DDP ranks (or stop)
+:func:`recompute_running_stats`   recompute BatchNorm/ZCA running statistics over a loader
 :class:`CovariancePooling`        square-root normalised covariance pooling (iSQRT-COV)
 :class:`ISqrtCovHead`             reduction + covariance pooling + classifier (iSQRT-COV)
 :func:`attach_isqrt_cov_head`     put it on a timm CNN or a torchvision ResNet
@@ -29,6 +30,7 @@ from .so_vit_head import SecondOrderViT, SecondOrderViTHead, attach_so_vit_head
 from .style_transfer import StyleTransfer
 from .vgg_encoder import mirror_decoder, vgg19_encoder
 from .whitening_coloring import WhiteningColoring, whitening_coloring
+from .running_stats import recompute_running_stats
 from .zca_batchnorm import ZCABatchNorm, ZCABatchNormAct
 from .zca_conversion import convert_zca_batchnorm, set_zca_sync
 from .zca_functional import zca_batch_norm
@@ -39,6 +41,7 @@ __all__ = [
     "ZCABatchNormAct",
     "convert_zca_batchnorm",
     "set_zca_sync",
+    "recompute_running_stats",
     "covariance_pool",
     "triu_dim",
     "CovariancePooling",

@@ -18,16 +18,16 @@ __all__ = ["resolve_group_size", "group_count", "to_groups", "from_groups", "to_
 
 
 def resolve_group_size(num_features: int, group_size: int | None) -> int:
-    """``group_size`` checked against ``num_features``; ``None`` means one group of all channels."""
+    """``group_size`` checked; ``None``, or a size of ``num_features`` or more, means one group of
+    all channels (the one rule of the layer, its functional form and
+    :func:`~sqrtlayers.convert_zca_batchnorm`, which converts layers of many widths at one size)."""
     if group_size is None:
         return num_features
     if isinstance(group_size, bool) or not isinstance(group_size, int):
         raise TypeError(f"group_size must be an int or None, got {group_size!r}")
     if group_size < 1:
         raise ValueError(f"group_size must be >= 1, got {group_size}")
-    if group_size > num_features:
-        raise ValueError(f"group_size must be <= num_features ({num_features}), got {group_size}")
-    return group_size
+    return min(group_size, num_features)
 
 
 def group_count(num_features: int, group_size: int) -> int:

@@ -9,6 +9,7 @@ math is in :mod:`~sqrtlayers.layers.zca_functional`, the cross-rank moments in
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +18,19 @@ from torch import Tensor, nn
 from torch.nn import init
 
 from ..backends import DEFAULT_BACKEND, SqrtmBackend, resolve_backend
+from ..dtypes import compute_dtype
 from .channel_groups import group_count, resolve_group_size, to_group_vector
 from .input_checks import check_positive_int
 from .zca_distributed import active_process_group
-from .zca_functional import _zca_batch_norm, check_zca_input, zca_batch_norm
+from .zca_functional import (
+    MAX_CONDITION,
+    _zca_batch_norm,
+    check_max_condition,
+    check_zca_input,
+    lift_padding,
+    whitening_from_covariance,
+    zca_batch_norm,
+)
 
 if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
@@ -35,22 +45,41 @@ def diagonal_whitening(running_var: Tensor, eps: float, group_size: int) -> Tens
     return torch.diag_embed(to_group_vector((running_var + eps).rsqrt(), groups, group_size, 1.0))
 
 
+def diagonal_covariance(running_var: Tensor, group_size: int) -> Tensor:
+    """Block-diagonal running covariance ``(G, g, g)`` holding a BatchNorm's running variance, the
+    appended channels of a short last group lifted as in training."""
+    groups = group_count(running_var.shape[0], group_size)
+    real = running_var.shape[0] - (groups - 1) * group_size
+    return lift_padding(torch.diag_embed(to_group_vector(running_var, groups, group_size, 0.0)), real)
+
+
+def _covariance_of_whitening(whitening: Tensor, eps: float) -> Tensor:
+    """``W^{-2} - eps I`` (eigenvalues clamped at 0): the covariance behind a whitening matrix
+    ``W = (Σ + eps I)^{-1/2}`` of a version-1 checkpoint, which kept no covariance."""
+    evals, vecs = torch.linalg.eigh(whitening.double())
+    variances = (evals.clamp_min(torch.finfo(torch.float64).tiny).pow(-2) - eps).clamp_min(0)
+    return ((vecs * variances.unsqueeze(-2)) @ vecs.mT).to(whitening.dtype)
+
+
 class _ZCANormBase(nn.Module):
     """Parameters, running statistics, their reset and the state_dict format of the ZCA layers."""
 
     # State-dict format, stored by nn.Module in each checkpoint's metadata and read back by
-    # _load_from_state_dict. Version 1: running_mean (C,), running_whitening (G, g, g),
-    # num_batches_tracked.
-    _version = 1
+    # _load_from_state_dict. Version 1: running_mean (C,), running_whitening (G, g, g) (a running
+    # average of whitening matrices), num_batches_tracked. Version 2 adds running_covariance
+    # (G, g, g); running_whitening becomes its whitening, kept up to date.
+    _version = 2
     num_features: int
     group_size: int
     num_groups: int
     eps: float
+    max_condition: float | None
     momentum: float | None
     affine: bool
     track_running_stats: bool
     sync_stats: bool
     running_mean: Tensor | None
+    running_covariance: Tensor | None
     running_whitening: Tensor | None
     num_batches_tracked: Tensor | None
 
@@ -64,6 +93,7 @@ class _ZCANormBase(nn.Module):
         affine: bool = True,
         track_running_stats: bool = True,
         backend: str | SqrtmBackend = DEFAULT_BACKEND,
+        max_condition: float | None = MAX_CONDITION,
         sync_stats: bool = False,
         process_group: ProcessGroup | None = None,
         device: torch.device | str | None = None,
@@ -75,17 +105,23 @@ class _ZCANormBase(nn.Module):
             raise ValueError(f"eps must be >= 0, got {eps}")
         if momentum is not None and not 0 <= momentum <= 1:
             raise ValueError(f"momentum must be in [0, 1] or None, got {momentum}")
+        check_max_condition(max_condition)
         factory_kwargs = {"device": device, "dtype": dtype}
         self.num_features = num_features
         self.group_size = resolve_group_size(num_features, group_size)
         self.num_groups = group_count(num_features, self.group_size)
         self.eps = eps
+        self.max_condition = max_condition
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
         self.backend = resolve_backend(backend)
         self.sync_stats = sync_stats
         self.process_group = process_group
+        # Whether running_whitening lags running_covariance; a Python flag, so that reading it
+        # costs no host sync (set in training, cleared by refresh_whitening).
+        self._whitening_stale = False
+        self._warned_skipped = 0
         if affine:
             self.weight = nn.Parameter(torch.empty(num_features, **factory_kwargs))
             self.bias = nn.Parameter(torch.empty(num_features, **factory_kwargs))
@@ -93,23 +129,31 @@ class _ZCANormBase(nn.Module):
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if track_running_stats:
-            g = self.group_size
+            shape = (self.num_groups, self.group_size, self.group_size)
             self.register_buffer("running_mean", torch.zeros(num_features, **factory_kwargs))
-            self.register_buffer("running_whitening", torch.empty(self.num_groups, g, g, **factory_kwargs))
+            self.register_buffer("running_covariance", torch.empty(shape, **factory_kwargs))
+            self.register_buffer("running_whitening", torch.empty(shape, **factory_kwargs))
             self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+            # Group updates left out for non-finite statistics; counted on the device, reported
+            # by refresh_whitening. Not part of the checkpoint.
+            self.register_buffer("skipped_updates", torch.tensor(0, dtype=torch.long, device=device), persistent=False)
         else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_whitening", None)
-            self.register_buffer("num_batches_tracked", None)
+            for name in ("running_mean", "running_covariance", "running_whitening", "num_batches_tracked"):
+                self.register_buffer(name, None)
+            self.register_buffer("skipped_updates", None, persistent=False)
         self.reset_parameters()
 
     def reset_running_stats(self) -> None:
-        """Running mean to 0, running whitening matrices to the identity, step count to 0."""
+        """Running mean to 0, running covariance to the identity (and its whitening), step count
+        to 0."""
         if self.track_running_stats:
             self.running_mean.zero_()  # type: ignore[union-attr]
             eye = torch.eye(self.group_size)
-            self.running_whitening.copy_(eye.expand_as(self.running_whitening))  # type: ignore[union-attr]
+            self.running_covariance.copy_(eye.expand_as(self.running_covariance))  # type: ignore[union-attr]
             self.num_batches_tracked.zero_()  # type: ignore[union-attr]
+            self.skipped_updates.zero_()  # type: ignore[union-attr]
+            self._warned_skipped = 0
+            self.refresh_whitening()
 
     def reset_parameters(self) -> None:
         """Reset the running statistics, and :math:`\\gamma = 1`, :math:`\\beta = 0`."""
@@ -118,13 +162,54 @@ class _ZCANormBase(nn.Module):
             init.ones_(self.weight)
             init.zeros_(self.bias)
 
+    @torch.no_grad()
+    def refresh_whitening(self) -> None:
+        """Recompute ``running_whitening`` from ``running_covariance`` (one batched inverse square
+        root by the layer's backend). Called for you when the layer turns to eval mode, before
+        an eval forward and before a ``state_dict`` when training has moved the statistics since;
+        call it yourself after writing ``running_covariance`` by hand.
+
+        Warns (once per new count) if training batches with non-finite statistics were left out
+        of the running statistics since the last reset.
+        """
+        self._whitening_stale = False
+        if not self.track_running_stats:
+            return
+        cov = self.running_covariance
+        if cov.device.type == "meta":  # type: ignore[union-attr]
+            return
+        whitening = whitening_from_covariance(
+            cov.to(compute_dtype(cov.dtype)), self.eps, self.max_condition, self.backend  # type: ignore[union-attr]
+        )
+        self.running_whitening.copy_(whitening)  # type: ignore[union-attr]
+        skipped = int(self.skipped_updates)  # type: ignore[arg-type]
+        if skipped > self._warned_skipped:
+            warnings.warn(
+                f"{type(self).__name__}({self.num_features}): {skipped} group update(s) with non-finite "
+                "batch statistics (NaN or Inf in the input) were left out of the running statistics",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self._warned_skipped = skipped
+
+    def train(self, mode: bool = True) -> _ZCANormBase:
+        super().train(mode)
+        if not mode and self._whitening_stale:
+            self.refresh_whitening()
+        return self
+
     def extra_repr(self) -> str:
         return (
             f"{self.num_features}, group_size={self.group_size}, eps={self.eps}, "
             f"momentum={self.momentum}, affine={self.affine}, "
             f"track_running_stats={self.track_running_stats}, backend={self.backend!r}, "
-            f"sync_stats={self.sync_stats}"
+            f"max_condition={self.max_condition}, sync_stats={self.sync_stats}"
         )
+
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
+        if self._whitening_stale:
+            self.refresh_whitening()  # the checkpoint's whitening is that of its covariance
+        super()._save_to_state_dict(destination, prefix, keep_vars)
 
     def _load_from_state_dict(
         self,
@@ -138,19 +223,31 @@ class _ZCANormBase(nn.Module):
     ) -> None:
         if self.track_running_stats:
             version = local_metadata.get("version")
-            var_key, whitening_key = prefix + "running_var", prefix + "running_whitening"
+            var_key, cov_key, whitening_key = (prefix + k for k in ("running_var", "running_covariance", "running_whitening"))
             from_batchnorm = var_key in state_dict and whitening_key not in state_dict
             if from_batchnorm:
-                # A BatchNorm's checkpoint: its running variance becomes the equivalent diagonal
-                # whitening, so the loaded layer evaluates exactly as the BatchNorm did.
+                # A BatchNorm's checkpoint: its running variance becomes a diagonal covariance and
+                # the equivalent diagonal whitening, so the loaded layer evaluates exactly as the
+                # BatchNorm did.
                 running_var = state_dict.pop(var_key)
+                state_dict[cov_key] = diagonal_covariance(running_var, self.group_size)
                 state_dict[whitening_key] = diagonal_whitening(running_var, self.eps, self.group_size)
+            elif whitening_key in state_dict and cov_key not in state_dict and (version is None or version < 2):
+                # Version 1 kept only the whitening (with an absolute eps): its covariance is
+                # recovered, and the whitening kept, so the layer evaluates as it did.
+                state_dict[cov_key] = _covariance_of_whitening(state_dict[whitening_key], self.eps)
+            elif cov_key in state_dict and whitening_key not in state_dict:
+                cov = state_dict[cov_key]
+                state_dict[whitening_key] = whitening_from_covariance(
+                    cov.to(compute_dtype(cov.dtype)), self.eps, self.max_condition, self.backend
+                ).to(cov.dtype)
             # The step counter is in every checkpoint of this layer's format (version 1 on), and
             # in BatchNorm's from its version 2; older or metadata-less ones start at zero.
             count_key = prefix + "num_batches_tracked"
             legacy = version is None or (from_batchnorm and version < 2)
             if legacy and count_key not in state_dict:
                 state_dict[count_key] = torch.tensor(0, dtype=torch.long)
+            self._whitening_stale = False
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
@@ -253,26 +350,33 @@ class ZCABatchNorm(_ZCANormBase):
     def forward(self, input: Tensor) -> Tensor:
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.add_(1)
+        tracking = self.training and self.track_running_stats and self.num_batches_tracked is not None
+        if tracking:
+            self.num_batches_tracked.add_(1)  # type: ignore[union-attr]
             if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked)
+                factor = 1.0 / float(self.num_batches_tracked)  # type: ignore[arg-type]
+            self._whitening_stale = True
+        elif not self.training and self._whitening_stale:
+            self.refresh_whitening()
         use_batch_stats = self.training or self.running_mean is None
         # Buffers are passed only where they are updated (training and tracked) or read (eval).
         track = not self.training or self.track_running_stats
         return _zca_batch_norm(
             input,
             self.running_mean if track else None,
+            self.running_covariance if track else None,
             self.running_whitening if track else None,
             self.weight,
             self.bias,
             use_batch_stats,
             factor,
             self.eps,
+            self.max_condition,
             self.group_size,
             self.num_groups,
             self.backend,
             active_process_group(self.sync_stats, self.process_group) if self.training else None,
+            self.skipped_updates if track else None,
         )
 
 

@@ -4,6 +4,7 @@ their cross-rank synchronisation."""
 from __future__ import annotations
 
 from collections.abc import Callable
+import warnings
 from copy import deepcopy
 from typing import TYPE_CHECKING, Any
 
@@ -12,14 +13,19 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.lazy import LazyModuleMixin
 
-from .zca_batchnorm import ZCABatchNorm, ZCABatchNormAct, diagonal_whitening
+from .zca_batchnorm import ZCABatchNorm, ZCABatchNormAct, diagonal_covariance, diagonal_whitening
 
 if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
 
-__all__ = ["convert_zca_batchnorm", "set_zca_sync"]
+__all__ = ["convert_zca_batchnorm", "set_zca_sync", "DEFAULT_GROUP_SIZE"]
 
-_CONVERT_OPTIONS = ("group_size", "eps", "momentum", "backend", "sync_stats", "process_group")
+#: ``group_size`` of the converted layers unless given. Whitening all of a deep layer's channels
+#: (256 or 512) from a small batch hands the backend a covariance of rank below its size; groups of
+#: 16 (DBN's choice for deep layers) keep every group well sampled, and are what every backend
+#: trains a fully converted ResNet-18 with (docs/BENCHMARKS.md, "ZCA in every layer").
+DEFAULT_GROUP_SIZE = 16
+_CONVERT_OPTIONS = ("group_size", "eps", "momentum", "backend", "max_condition", "sync_stats", "process_group")
 # What a BatchNorm holds directly; a subclass holding more cannot be carried over.
 _BATCHNORM_STATE = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
 # forward methods that are plain batch norm: a class using one of them needs no check.
@@ -73,9 +79,14 @@ def convert_zca_batchnorm(
             convert; ``None`` converts all. Default: ``None``.
         first_only: convert only the first chosen BatchNorm in ``named_modules()`` order (the
             DBN setting: only the first BatchNorm of the network is whitened). Default: ``False``.
-        **zca_kwargs: ``group_size``, ``eps``, ``momentum``, ``backend``, ``sync_stats``,
-            ``process_group`` for :class:`~sqrtlayers.ZCABatchNorm`. A ``group_size`` larger
-            than a layer's channel count whitens that layer's channels as one group.
+        **zca_kwargs: ``group_size``, ``eps``, ``momentum``, ``backend``, ``max_condition``,
+            ``sync_stats``, ``process_group`` for :class:`~sqrtlayers.ZCABatchNorm`.
+            ``group_size`` defaults to :data:`DEFAULT_GROUP_SIZE` (16) here, not to one group of
+            all channels as in the layer: a fully converted network whitens deep layers of 256 or
+            512 channels from batches of a few hundred positions, and groups of 16 keep each
+            covariance well sampled. ``group_size=None`` whitens each layer's channels as one
+            group; a size larger than a layer's channel count does the same (the layer's rule).
+            ``eps`` is the BatchNorm's, now relative to each group's mean variance.
 
     Returns:
         ``module``, or the new layer when ``module`` itself is a converted BatchNorm.
@@ -113,7 +124,15 @@ def convert_zca_batchnorm(
                 mod.add_module(child_name, new)
         return mod
 
-    return convert(module, "")
+    result = convert(module, "")
+    if budget[0] == (1 if first_only else -1):
+        warnings.warn(
+            f"convert_zca_batchnorm found no BatchNorm layer to convert in {type(module).__name__}"
+            + ("" if predicate is None else " that the predicate chose"),
+            UserWarning,
+            stacklevel=2,
+        )
+    return result
 
 
 def _zca_from_batchnorm(bn: _BatchNorm, name: str, zca_kwargs: dict[str, Any]) -> ZCABatchNorm:
@@ -137,13 +156,10 @@ def _zca_from_batchnorm(bn: _BatchNorm, name: str, zca_kwargs: dict[str, Any]) -
             "leave it out with predicate=lambda name, layer: ..."
         )
 
-    options: dict[str, Any] = {"eps": bn.eps, "momentum": bn.momentum}
+    options: dict[str, Any] = {"eps": bn.eps, "momentum": bn.momentum, "group_size": DEFAULT_GROUP_SIZE}
     if isinstance(bn, nn.SyncBatchNorm):
         options.update(sync_stats=True, process_group=bn.process_group)
     options.update(zca_kwargs)
-    group_size = options.get("group_size")
-    if isinstance(group_size, int) and not isinstance(group_size, bool) and group_size > bn.num_features:
-        options["group_size"] = bn.num_features
     reference = bn.running_mean if bn.running_mean is not None else bn.weight
     if reference is not None:
         options.update(device=reference.device, dtype=reference.dtype)
@@ -156,6 +172,8 @@ def _zca_from_batchnorm(bn: _BatchNorm, name: str, zca_kwargs: dict[str, Any]) -
     if bn.track_running_stats:
         with torch.no_grad():
             zca.running_mean.copy_(bn.running_mean)  # type: ignore[union-attr]
+            zca.running_covariance.copy_(diagonal_covariance(bn.running_var, zca.group_size))  # type: ignore[arg-type,union-attr]
+            # BatchNorm's own eval map, kept until the layer trains.
             whitening = diagonal_whitening(bn.running_var, bn.eps, zca.group_size)  # type: ignore[arg-type]
             zca.running_whitening.copy_(whitening)  # type: ignore[union-attr]
             zca.num_batches_tracked.copy_(bn.num_batches_tracked)  # type: ignore[union-attr,arg-type]

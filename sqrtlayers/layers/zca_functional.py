@@ -25,7 +25,14 @@ from .zca_distributed import AllReduceSum, GroupCentring
 if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
 
-__all__ = ["zca_batch_norm", "check_zca_input"]
+__all__ = [
+    "zca_batch_norm",
+    "check_zca_input",
+    "check_max_condition",
+    "covariance_shift",
+    "whitening_from_covariance",
+    "MAX_CONDITION",
+]
 
 
 def check_zca_input(input: Tensor, num_features: int | None = None) -> None:
@@ -54,34 +61,90 @@ def _verify_batch_size(size: torch.Size) -> None:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {size}")
 
 
+#: Default cap on the condition number of the shifted covariance a ZCA layer hands its backend:
+#: within the band where every backend declares its accuracy best (see ``docs/METHODS.md``,
+#: "ZCA whitening in training").
+MAX_CONDITION = 1e4
+
+
+def covariance_shift(cov: Tensor, eps: float, max_condition: float | None) -> Tensor:
+    r"""The ridge :math:`\delta` added to each group covariance before its inverse square root,
+    shape ``(G, 1, 1)`` for ``cov`` ``(G, g, g)``:
+
+    .. math::
+        \delta = \max\Big(\epsilon\,\frac{\operatorname{tr}\Sigma}{g},\;
+        \frac{\|\Sigma^2\|_F^{1/2}}{\kappa_{\max} - 1}\Big) + \epsilon^2.
+
+    The first term is ``eps`` relative to the group's mean variance, so the layer is invariant to
+    the scale of its input. The second caps the condition number of :math:`\Sigma + \delta I` at
+    ``max_condition`` however rank-deficient :math:`\Sigma` is, since
+    :math:`\lambda_{\max} \le \|\Sigma^2\|_F^{1/2} \le r^{1/4} \lambda_{\max}` for rank
+    :math:`r` (one extra ``g x g`` product). :math:`\epsilon^2` keeps an all-zero group finite.
+    Differentiable, so the gradient is that of the function computed.
+
+    Example:
+        >>> import torch
+        >>> from sqrtlayers.layers.zca_functional import covariance_shift
+        >>> cov = torch.diag(torch.tensor([1e4, 1.0, 0.0])).unsqueeze(0)
+        >>> shifted = cov + covariance_shift(cov, 1e-5, 1e4) * torch.eye(3)
+        >>> float(torch.linalg.cond(shifted[0])) <= 1e4
+        True
+    """
+    g = cov.shape[-1]
+    scale = cov.diagonal(dim1=-2, dim2=-1).sum(-1) / g
+    relative = torch.full_like(scale, eps)
+    if max_condition is not None:
+        # On the covariance over its mean variance (entries <= g), so that nothing overflows at
+        # large activations; a square-sum rather than matrix_norm, whose backward is 0/0 at zero.
+        unit = cov / scale.clamp_min(torch.finfo(cov.dtype).tiny)[:, None, None]
+        top = (unit @ unit).square().sum((-2, -1)).clamp_min(torch.finfo(cov.dtype).tiny).pow(0.25)
+        relative = torch.maximum(relative, top / (max_condition - 1))
+    shift = scale * relative
+    return (shift + eps * eps)[:, None, None]
+
+
+def whitening_from_covariance(
+    cov: Tensor, eps: float, max_condition: float | None, backend: SqrtmBackend
+) -> Tensor:
+    """``(cov + delta I)^{-1/2}`` per group, ``delta`` from :func:`covariance_shift`."""
+    eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+    return backend.inv_sqrtm(cov + covariance_shift(cov, eps, max_condition) * eye)
+
+
+def lift_padding(cov: Tensor, real: int) -> Tensor:
+    """Give the appended channels of a short last group (zero rows and columns of ``cov``) the mean
+    variance of its ``real`` channels: a block decoupled from them (exactly so for ``eigh``) that
+    leaves the group's mean variance, and so its shift, that of the real channels."""
+    group_size = cov.shape[-1]
+    if real == group_size:
+        return cov
+    lift = torch.zeros_like(cov)
+    lift[-1].diagonal()[real:] = cov[-1].diagonal()[:real].mean()
+    return cov + lift
+
+
 def _batch_moments(
-    x: Tensor, groups: int, group_size: int, eps: float, process_group: ProcessGroup | None
+    x: Tensor, groups: int, group_size: int, process_group: ProcessGroup | None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Per-group mean ``(G, g)``, centred input ``(G, g, M)``, ``Σ + eps I`` ``(G, g, g)`` and
-    sample count (0-dim) of ``x`` ``(N, C, *S)``, over the ranks of ``process_group`` if given."""
+    """Per-group mean ``(G, g)``, centred input ``(G, g, M)``, covariance ``Σ`` ``(G, g, g)``
+    (padding lifted) and sample count (0-dim) of ``x`` ``(N, C, *S)``, over the ranks of
+    ``process_group`` if given."""
     xc, mean, count = GroupCentring.apply(x, groups, group_size, process_group)
     if process_group is None:
         cov = scaled_gram(xc, 1.0 / xc.shape[-1])
     else:
         # Centred on the global mean before the second moment: no E[x x^T] - mu mu^T cancellation.
         cov = AllReduceSum.apply(scaled_gram(xc), process_group) / count.clamp_min(1)
-    cov = cov + eps * torch.eye(group_size, dtype=cov.dtype, device=cov.device)
-    real = x.shape[1] - (groups - 1) * group_size
-    if real < group_size:
-        # The appended channels are zero, so their block is eps I: lift it to the mean variance
-        # of the real channels so that it does not set the condition number the iterative
-        # backends see. The block is decoupled from the real channels (exactly so for eigh; an
-        # iterative backend only sees its normalisation scale change a little).
-        lift = torch.zeros_like(cov)
-        lift[-1].diagonal()[real:] = cov[-1].diagonal()[:real].mean().detach()
-        cov = cov + lift
+    cov = lift_padding(cov, x.shape[1] - (groups - 1) * group_size)
     return mean, xc, cov, count
 
 
 @torch.no_grad()
-def _update_running(running: Tensor, batch: Tensor, step: float | Tensor) -> None:
-    """``running = (1 - step) * running + step * batch`` in place, in the buffer's dtype."""
-    running.lerp_(batch.to(running.dtype), step.to(running.dtype) if isinstance(step, Tensor) else step)
+def _update_running(running: Tensor, batch: Tensor, step: float | Tensor, keep: Tensor) -> None:
+    """``running = (1 - step) * running + step * batch`` in place, in the buffer's dtype, except
+    where ``keep`` (broadcast against ``running``) is true: there the buffer is left as it is."""
+    step = step.to(running.dtype) if isinstance(step, Tensor) else step
+    running.copy_(torch.where(keep, running, running.lerp(batch.to(running.dtype), step)))
 
 
 def _whiten(xc: Tensor, whitening: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
@@ -96,7 +159,7 @@ def _whiten(xc: Tensor, whitening: Tensor, weight: Tensor | None, bias: Tensor |
 def zca_batch_norm(
     input: Tensor,
     running_mean: Tensor | None,
-    running_whitening: Tensor | None,
+    running_covariance: Tensor | None,
     weight: Tensor | None = None,
     bias: Tensor | None = None,
     training: bool = False,
@@ -105,6 +168,9 @@ def zca_batch_norm(
     group_size: int | None = None,
     backend: str | SqrtmBackend = DEFAULT_BACKEND,
     process_group: ProcessGroup | None = None,
+    *,
+    max_condition: float | None = MAX_CONDITION,
+    running_whitening: Tensor | None = None,
 ) -> Tensor:
     r"""Decorrelated (ZCA-whitening) batch normalisation, the functional form of
     :class:`~sqrtlayers.ZCABatchNorm`.
@@ -113,32 +179,43 @@ def zca_batch_norm(
     every sample is a vector :math:`x \in \mathbb{R}^g` and
 
     .. math::
-        y = \gamma \odot \Sigma^{-1/2} (x - \mu) + \beta,\qquad
+        y = \gamma \odot (\Sigma + \delta I)^{-1/2} (x - \mu) + \beta,\qquad
         \mu = \frac{1}{m} \sum_i x_i,\quad
-        \Sigma = \frac{1}{m} \sum_i (x_i - \mu)(x_i - \mu)^T + \epsilon I,
+        \Sigma = \frac{1}{m} \sum_i (x_i - \mu)(x_i - \mu)^T,
 
-    the sums running over the :math:`m = N \prod S` batch and spatial positions. With
-    ``training=True`` the batch statistics are used, and the running buffers (when given) are
-    updated in place: ``running = (1 - momentum) * running + momentum * batch`` for the mean and
-    for the whitening matrix :math:`\Sigma^{-1/2}`. With ``training=False`` the buffers are used.
+    the sums running over the :math:`m = N \prod S` batch and spatial positions, and the ridge
+    :math:`\delta` relative to the group's scale (:func:`covariance_shift`: ``eps`` times the
+    mean variance, at least :math:`\|\Sigma\|_F / (\kappa_{\max} - 1)`).
+
+    With ``training=True`` the batch statistics are used, and the running buffers (when given)
+    are updated in place: ``running = (1 - momentum) * running + momentum * batch`` for the mean
+    and the covariance :math:`\Sigma`; a group whose batch statistics are not finite leaves its
+    running statistics unchanged. With ``training=False`` the running statistics are used: the
+    whitening ``running_whitening`` when given (a cache of the whitening of
+    ``running_covariance``, as :class:`~sqrtlayers.ZCABatchNorm` keeps it), else computed from
+    ``running_covariance`` by the backend on this call.
 
     Args:
         input: ``(N, C)`` or ``(N, C, *)``, real floating point.
         running_mean: ``(C,)`` or ``None``.
-        running_whitening: ``(G, g, g)`` or ``None``, with ``G = ceil(C / g)``.
+        running_covariance: ``(G, g, g)`` or ``None``, with ``G = ceil(C / g)``.
         weight: ``(C,)`` scale :math:`\gamma`, or ``None``. Default: ``None``.
         bias: ``(C,)`` shift :math:`\beta`, or ``None``. Default: ``None``.
         training: use (and track) batch statistics. Default: ``False``.
         momentum: weight of the batch statistics in the running update. Default: ``0.1``.
-        eps: added to the diagonal of each group covariance. Default: ``1e-5``.
-        group_size: channels per group, ``None`` for one group of all channels. When ``C`` is
-            not a multiple, the last group holds the remaining ``C mod g`` channels. Default:
-            ``None``.
-        backend: square-root backend for :math:`\Sigma^{-1/2}`, a name or a configured
-            backend. Default: ``"mpa-lya"`` (:data:`sqrtlayers.DEFAULT_BACKEND`).
+        eps: ridge relative to each group's mean variance. Default: ``1e-5``.
+        group_size: channels per group, ``None`` for one group of all channels; one larger than
+            ``C`` is one group of all channels. When ``C`` is not a multiple, the last group
+            holds the remaining ``C mod g`` channels. Default: ``None``.
+        backend: square-root backend for the inverse square root, a name or a configured
+            backend. Default: :data:`sqrtlayers.DEFAULT_BACKEND`.
         process_group: with ``training=True``, sum the moments over the ranks of this group
             (differentiably), so that every rank whitens with the global batch statistics; a rank
             may hold zero samples. Default: ``None`` (this process only).
+        max_condition: cap on the condition number of :math:`\Sigma + \delta I`, or ``None`` for
+            none. Default: :data:`MAX_CONDITION`.
+        running_whitening: ``(G, g, g)`` whitening of ``running_covariance`` to evaluate with,
+            or ``None``. Default: ``None``.
 
     Returns:
         A tensor of the shape and dtype of ``input`` (channels-last input gives channels-last
@@ -147,9 +224,10 @@ def zca_batch_norm(
     Raises:
         TypeError: for a non-tensor, integer, bool or complex ``input``, or a bad ``group_size``
             type.
-        ValueError: for fewer than 2 dims, a bad ``group_size``, mis-shaped ``weight``, ``bias``
-            or running buffers, missing buffers with ``training=False``, or a single value per
-            channel with ``training=True`` (BatchNorm's message).
+        ValueError: for fewer than 2 dims, a bad ``group_size`` or ``max_condition``,
+            mis-shaped ``weight``, ``bias`` or running buffers, missing buffers with
+            ``training=False``, or a single value per channel with ``training=True``
+            (BatchNorm's message).
 
     Example:
         >>> import torch
@@ -163,37 +241,57 @@ def zca_batch_norm(
     num_features = input.shape[1]
     group_size = resolve_group_size(num_features, group_size)
     groups = group_count(num_features, group_size)
-    if not training and (running_mean is None or running_whitening is None):
-        raise ValueError("running_mean and running_whitening are required when training=False")
+    check_max_condition(max_condition)
+    if not training and (running_mean is None or (running_covariance is None and running_whitening is None)):
+        raise ValueError(
+            "running_mean and running_covariance (or running_whitening) are required when training=False"
+        )
     for name, value in (("running_mean", running_mean), ("weight", weight), ("bias", bias)):
         _check_per_channel(name, value, num_features)
-    if running_whitening is not None and running_whitening.shape != (groups, group_size, group_size):
-        raise ValueError(
-            f"running_whitening must have shape {(groups, group_size, group_size)} for "
-            f"{num_features} channels in groups of {group_size}, got {tuple(running_whitening.shape)}"
+    for name, value in (("running_covariance", running_covariance), ("running_whitening", running_whitening)):
+        if value is not None and value.shape != (groups, group_size, group_size):
+            raise ValueError(
+                f"{name} must have shape {(groups, group_size, group_size)} for "
+                f"{num_features} channels in groups of {group_size}, got {tuple(value.shape)}"
+            )
+    backend = resolve_backend(backend)
+    if not training and running_whitening is None:
+        work_dtype = compute_dtype(input.dtype)
+        running_whitening = whitening_from_covariance(
+            running_covariance.to(work_dtype), eps, max_condition, backend  # type: ignore[union-attr]
         )
     return _zca_batch_norm(
-        input, running_mean, running_whitening, weight, bias, training, momentum, eps,
-        group_size, groups, resolve_backend(backend), process_group,
+        input, running_mean, running_covariance, running_whitening, weight, bias, training, momentum,
+        eps, max_condition, group_size, groups, backend, process_group,
     )  # fmt: skip
+
+
+def check_max_condition(max_condition: float | None) -> None:
+    """Refuse a ``max_condition`` that is not ``None`` or a number ``> 1``, echoing it."""
+    if max_condition is not None and not (isinstance(max_condition, (int, float)) and max_condition > 1):
+        raise ValueError(f"max_condition must be a number > 1 or None, got {max_condition!r}")
 
 
 def _zca_batch_norm(
     input: Tensor,
     running_mean: Tensor | None,
+    running_covariance: Tensor | None,
     running_whitening: Tensor | None,
     weight: Tensor | None,
     bias: Tensor | None,
     training: bool,
     momentum: float,
     eps: float,
+    max_condition: float | None,
     group_size: int,
     groups: int,
     backend: SqrtmBackend,
     process_group: ProcessGroup | None,
+    skipped: Tensor | None = None,
 ) -> Tensor:
     """:func:`zca_batch_norm` on arguments already checked (the module checks them once, at
-    construction and in ``_check_input_dim``)."""
+    construction and in ``_check_input_dim``). In training, ``skipped`` (a counter, if given)
+    is increased by the number of groups whose non-finite statistics were left out."""
     if process_group is None:
         if input.numel() == 0:
             # Nothing to normalise; like BatchNorm, an empty batch leaves the running statistics alone.
@@ -205,14 +303,21 @@ def _zca_batch_norm(
     with torch.autocast(device_type=input.device.type, enabled=False):
         x = input.to(work_dtype)
         if training:
-            mean, xc, cov, count = _batch_moments(x, groups, group_size, eps, process_group)
-            whitening = backend.inv_sqrtm(cov)
-            if running_mean is not None and running_whitening is not None:
-                # Under a process group, a step in which no rank had a sample leaves the running
-                # statistics alone, decided on the device (no host sync): weight 0.
-                step: float | Tensor = momentum if process_group is None else momentum * (count > 0).to(work_dtype)
-                _update_running(running_mean, mean.flatten()[: input.shape[1]], step)
-                _update_running(running_whitening, whitening, step)
+            mean, xc, cov, count = _batch_moments(x, groups, group_size, process_group)
+            whitening = whitening_from_covariance(cov, eps, max_condition, backend)
+            if running_mean is not None and running_covariance is not None:
+                with torch.no_grad():
+                    # Decided on the device (no host sync): a group with a non-finite statistic
+                    # keeps its running statistics, and so does every group in a step in which
+                    # no rank of the process group had a sample.
+                    bad = ~(torch.isfinite(cov).flatten(1).all(1) & torch.isfinite(mean).all(1))
+                    if process_group is not None:
+                        bad = bad | (count == 0)
+                    _update_running(running_covariance, cov, momentum, bad[:, None, None])
+                    keep_channel = bad[:, None].expand(groups, group_size).flatten()[: input.shape[1]]
+                    _update_running(running_mean, mean.flatten()[: input.shape[1]], momentum, keep_channel)
+                    if skipped is not None:
+                        skipped.add_(bad.sum())
         else:
             mean = to_group_vector(running_mean.to(work_dtype), groups, group_size, 0.0)  # type: ignore[union-attr]
             xc = to_groups(x, groups, group_size).sub_(mean.unsqueeze(-1))

@@ -2,7 +2,10 @@
 
 Reference: a plain float64 implementation with ``torch.linalg.eigh`` autograd (no sqrtlayers),
 on data whose group covariances are well conditioned (singular values of the mixing 1..3,
-condition number about 9, well-separated eigenvalues).
+condition number about 9, well-separated eigenvalues). Whiteness is checked with the condition
+cap off (``max_condition=None``): with it, the ridge is up to ``||Σ²||^(1/2) / 1e4`` and the
+output covariance is ``Σ (Σ + δ I)^-1``, off the identity by about ``1e-3`` on these data by
+design; the reference comparisons include the cap.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from torch import nn
 
 import sqrtlayers as sl
 from sqrtlayers.layers import ZCABatchNorm, zca_batch_norm
+from sqrtlayers.layers.zca_functional import MAX_CONDITION
 
 from .whitening import channel_matrix, whitening_errors
 
@@ -48,14 +52,31 @@ def correlated(n: int, c: int, spatial: tuple[int, ...] = (), seed: int = 0, dty
     return (z @ mixing.T + torch.linspace(-2.0, 2.0, c, dtype=torch.float64)).movedim(-1, 1).to(dtype)
 
 
-def reference_zca(x, group_size, eps, weight=None, bias=None, detach_whitening=False):
-    """Float64 ZCA batch norm by ``torch.linalg.eigh`` autograd, one group at a time."""
+def reference_shift(cov, eps, max_condition=MAX_CONDITION):
+    """The layer's ridge, written out from its definition: ``eps`` times the mean variance, at
+    least the largest eigenvalue over ``max_condition - 1`` (bounded here by ``||cov^2||^(1/2)``),
+    plus ``eps^2``."""
+    shift = eps * torch.diagonal(cov).mean()
+    if max_condition is not None:
+        shift = torch.maximum(shift, torch.linalg.matrix_norm(cov @ cov).sqrt() / (max_condition - 1))
+    return shift + eps * eps
+
+
+def reference_zca(x, group_size, eps, weight=None, bias=None, detach_whitening=False, max_condition=MAX_CONDITION):
+    """Float64 ZCA batch norm by ``torch.linalg.eigh`` autograd, one group at a time. A short
+    last group is padded as the layer pads it: its appended channels get the group's mean
+    variance (they change its ridge only through their count)."""
     X = x.transpose(0, 1).reshape(x.shape[1], -1)
     blocks = []
     for start in range(0, X.shape[0], group_size):
         B = X[start : start + group_size]
         B = B - B.mean(1, keepdim=True)
-        cov = B @ B.T / B.shape[1] + eps * torch.eye(B.shape[0], dtype=x.dtype)
+        cov = B @ B.T / B.shape[1]
+        real = cov.shape[0]
+        if real < group_size:
+            cov = torch.block_diag(cov, torch.diagonal(cov).mean() * torch.eye(group_size - real, dtype=x.dtype))
+        cov = cov + reference_shift(cov, eps, max_condition) * torch.eye(group_size, dtype=x.dtype)
+        cov = cov[:real, :real]
         evals, V = torch.linalg.eigh(cov)
         W = V @ torch.diag(evals.rsqrt()) @ V.T
         blocks.append((W.detach() if detach_whitening else W) @ B)
@@ -76,7 +97,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_training_output_is_white_per_group(backend: str) -> None:
     x = correlated(32, 16, (4, 4))
-    y = ZCABatchNorm(16, group_size=8, backend=backend)(x)
+    y = ZCABatchNorm(16, group_size=8, backend=backend, max_condition=None)(x)
     mean_err, cov_err = whitening_errors(y, 8)
     assert mean_err <= 1e-5
     assert cov_err <= tolerance(backend)[0], f"{backend}: max |cov - I| = {cov_err:.2e}"
@@ -89,7 +110,7 @@ def test_training_output_is_white_per_group(backend: str) -> None:
 )
 def test_every_batchnorm_input_layout_is_whitened(shape: tuple[int, ...], group_size: int | None) -> None:
     x = correlated(shape[0], shape[1], shape[2:])
-    bn = ZCABatchNorm(shape[1], group_size=group_size, eps=1e-8, backend="eigh")
+    bn = ZCABatchNorm(shape[1], group_size=group_size, eps=1e-8, backend="eigh", max_condition=None)
     y = bn(x)
     assert y.shape == x.shape and y.dtype == x.dtype
     g = group_size or shape[1]
@@ -100,11 +121,14 @@ def test_every_batchnorm_input_layout_is_whitened(shape: tuple[int, ...], group_
 
 def test_short_last_group_is_whitened_on_its_own() -> None:
     """C = 10 in groups of 4: the last group holds channels 8, 9 and is whitened exactly as a
-    separate 2-channel layer would whiten them."""
+    separate 2-channel layer would whiten them (with the relative ridge alone, which does not
+    depend on the padding)."""
     x = correlated(64, 10, (3,), dtype=torch.float64)
-    y = ZCABatchNorm(10, group_size=4, backend="eigh").double()(x)
-    alone = ZCABatchNorm(2, backend="eigh").double()(x[:, 8:])
+    y = ZCABatchNorm(10, group_size=4, backend="eigh", max_condition=None).double()(x)
+    alone = ZCABatchNorm(2, backend="eigh", max_condition=None).double()(x[:, 8:])
     torch.testing.assert_close(y[:, 8:], alone, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(y, reference_zca(x, 4, 1e-5, max_condition=None), rtol=1e-10, atol=1e-10)
+    y = ZCABatchNorm(10, group_size=4, backend="eigh").double()(x)
     torch.testing.assert_close(y, reference_zca(x, 4, 1e-5), rtol=1e-10, atol=1e-10)
 
 
@@ -130,33 +154,39 @@ def test_eval_with_momentum_one_reproduces_training(backend: str) -> None:
     torch.testing.assert_close(eval_out, train_out, rtol=1e-5, atol=1e-5)
 
 
-def test_running_statistics_are_exponential_averages_of_mean_and_whitening() -> None:
+def test_running_statistics_are_exponential_averages_of_mean_and_covariance() -> None:
     x = correlated(32, 4, (5,), dtype=torch.float64)
     bn = ZCABatchNorm(4, backend="eigh").double()
     bn(x)
     X = channel_matrix(x)
     mean = X.mean(1)
-    cov = torch.cov(X, correction=0) + 1e-5 * torch.eye(4, dtype=torch.float64)
-    evals, V = torch.linalg.eigh(cov)
-    whitening = V @ torch.diag(evals.rsqrt()) @ V.T
+    cov = torch.cov(X, correction=0)
+    eye = torch.eye(4, dtype=torch.float64)
     torch.testing.assert_close(bn.running_mean, 0.1 * mean)
-    torch.testing.assert_close(bn.running_whitening[0], 0.9 * torch.eye(4, dtype=torch.float64) + 0.1 * whitening)
+    torch.testing.assert_close(bn.running_covariance[0], 0.9 * eye + 0.1 * cov)
     assert int(bn.num_batches_tracked) == 1
+    # The whitening evaluated with is that of the running covariance, computed once on the turn
+    # to eval mode, not per eval batch.
+    running = 0.9 * eye + 0.1 * cov
+    running = running + reference_shift(running, 1e-5) * eye
+    evals, V = torch.linalg.eigh(running)
+    bn.eval()
+    torch.testing.assert_close(bn.running_whitening[0], V @ torch.diag(evals.rsqrt()) @ V.T)
 
 
 def test_momentum_none_is_a_cumulative_average() -> None:
     a, b = correlated(32, 4, (5,), seed=1, dtype=torch.float64), correlated(32, 4, (5,), seed=2, dtype=torch.float64)
     bn = ZCABatchNorm(4, momentum=None, backend="eigh").double()
     bn(a)
-    stats_a = (bn.running_mean.clone(), bn.running_whitening.clone())
+    stats_a = (bn.running_mean.clone(), bn.running_covariance.clone())
     bn.reset_running_stats()
     bn(b)
-    stats_b = (bn.running_mean.clone(), bn.running_whitening.clone())
+    stats_b = (bn.running_mean.clone(), bn.running_covariance.clone())
     bn.reset_running_stats()
     bn(a)
     bn(b)
     torch.testing.assert_close(bn.running_mean, (stats_a[0] + stats_b[0]) / 2)
-    torch.testing.assert_close(bn.running_whitening, (stats_a[1] + stats_b[1]) / 2)
+    torch.testing.assert_close(bn.running_covariance, (stats_a[1] + stats_b[1]) / 2)
     assert int(bn.num_batches_tracked) == 2
 
 
@@ -270,8 +300,10 @@ def test_state_dict_round_trips_and_is_versioned() -> None:
     for seed in range(2):
         bn(correlated(16, 6, (3,), seed=seed))
     state = bn.state_dict()
-    assert set(state) == {"weight", "bias", "running_mean", "running_whitening", "num_batches_tracked"}
-    assert state._metadata[""]["version"] == ZCABatchNorm._version == 1
+    assert set(state) == {
+        "weight", "bias", "running_mean", "running_covariance", "running_whitening", "num_batches_tracked"
+    }  # fmt: skip
+    assert state._metadata[""]["version"] == ZCABatchNorm._version == 2
     fresh = ZCABatchNorm(6, group_size=4, backend="eigh")
     fresh.load_state_dict(state)
     x = correlated(8, 6, (3,), seed=5)
@@ -313,13 +345,14 @@ def test_reset_and_repr() -> None:
         bn.weight.fill_(3.0)
     bn.reset_running_stats()
     assert bn.running_mean.eq(0).all() and int(bn.num_batches_tracked) == 0
-    assert torch.equal(bn.running_whitening, torch.eye(4).expand(2, 4, 4))
+    assert torch.equal(bn.running_covariance, torch.eye(4).expand(2, 4, 4))
+    torch.testing.assert_close(bn.running_whitening, torch.eye(4).expand(2, 4, 4), rtol=0, atol=1e-4)
     assert bn.weight.eq(3.0).all()
     bn.reset_parameters()
     assert bn.weight.eq(1.0).all() and bn.bias.eq(0.0).all()
     assert repr(bn) == (
         "ZCABatchNorm(6, group_size=4, eps=1e-05, momentum=None, affine=True, track_running_stats=True, "
-        "backend=EighBackend(name='eigh'), sync_stats=False)"
+        "backend=EighBackend(name='eigh'), max_condition=10000.0, sync_stats=False)"
     )
     no_affine = ZCABatchNorm(3, affine=False)
     assert no_affine.weight is None and no_affine.bias is None and list(no_affine.parameters()) == []
@@ -331,7 +364,7 @@ def test_reset_and_repr() -> None:
         ({"num_features": 0}, ValueError, "num_features must be an int >= 1, got 0"),
         ({"num_features": 2.0}, TypeError, "num_features must be an int >= 1, got 2.0"),
         ({"num_features": 8, "group_size": 0}, ValueError, "group_size must be >= 1, got 0"),
-        ({"num_features": 8, "group_size": 9}, ValueError, r"group_size must be <= num_features \(8\), got 9"),
+        ({"num_features": 8, "max_condition": 1.0}, ValueError, "max_condition must be a number > 1 or None, got 1.0"),
         ({"num_features": 8, "group_size": 2.0}, TypeError, "group_size must be an int or None, got 2.0"),
         ({"num_features": 8, "eps": -1.0}, ValueError, "eps must be >= 0, got -1.0"),
         ({"num_features": 8, "momentum": 1.5}, ValueError, r"momentum must be in \[0, 1\] or None, got 1.5"),
@@ -363,7 +396,7 @@ def test_bad_input_is_refused_at_the_door(value, error: type, message: str, trai
     with pytest.raises(error, match=message):
         layer(value)
     with pytest.raises(error, match=message):
-        zca_batch_norm(value, layer.running_mean, layer.running_whitening, training=training)
+        zca_batch_norm(value, layer.running_mean, layer.running_covariance, training=training)
     assert int(layer.num_batches_tracked) == 0  # refused before the step counter moved
 
 
@@ -381,22 +414,27 @@ def test_wrong_channel_count_names_both_shapes() -> None:
         ({"weight": torch.ones(4, 1)}, r"weight must have shape \(4,\) for input with 4 channels, got shape \(4, 1\)"),
         ({"bias": torch.zeros(5)}, r"bias must have shape \(4,\) for input with 4 channels, got shape \(5,\)"),
         (
+            {"running_covariance": torch.eye(4)[None]},
+            r"running_covariance must have shape \(2, 2, 2\) for 4 channels in groups of 2, got \(1, 4, 4\)",
+        ),
+        (
             {"running_whitening": torch.eye(4)[None]},
             r"running_whitening must have shape \(2, 2, 2\) for 4 channels in groups of 2, got \(1, 4, 4\)",
         ),
-        ({"group_size": 5}, r"group_size must be <= num_features \(4\), got 5"),
+        ({"group_size": 0}, r"group_size must be >= 1, got 0"),
+        ({"max_condition": 0.5}, r"max_condition must be a number > 1 or None, got 0.5"),
     ],
-    ids=["running_mean", "weight", "bias", "running_whitening", "group_size"],
+    ids=["running_mean", "weight", "bias", "running_covariance", "running_whitening", "group_size", "max_condition"],
 )
 def test_functional_form_checks_every_per_channel_argument(kwargs: dict, message: str) -> None:
-    args = {"running_mean": torch.zeros(4), "running_whitening": torch.eye(2).expand(2, 2, 2).clone(), "group_size": 2}
+    args = {"running_mean": torch.zeros(4), "running_covariance": torch.eye(2).expand(2, 2, 2).clone(), "group_size": 2}
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         zca_batch_norm(torch.randn(8, 4), training=True, backend="eigh", **args)
 
 
 def test_functional_eval_without_buffers_says_what_it_needs() -> None:
-    with pytest.raises(ValueError, match="running_mean and running_whitening are required when training=False"):
+    with pytest.raises(ValueError, match=r"running_mean and running_covariance \(or running_whitening\) are required"):
         zca_batch_norm(torch.randn(8, 4), None, None, training=False)
 
 
@@ -477,5 +515,5 @@ def test_empty_batch_passes_through_and_keeps_running_stats(training: bool) -> N
     out.sum().backward()
     assert x.grad is not None and x.grad.shape == (0, 4, 3)
     # As with nn.BatchNorm*, the step counter still counts the call; the statistics stay.
-    for key in ("running_mean", "running_whitening"):
+    for key in ("running_mean", "running_covariance", "running_whitening"):
         torch.testing.assert_close(layer.state_dict()[key], before[key])

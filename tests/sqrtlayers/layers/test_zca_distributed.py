@@ -171,12 +171,17 @@ def test_unsynced_ranks_differ_from_the_whole_batch(spawned) -> None:
 
 def test_a_step_without_samples_on_any_rank_keeps_the_running_statistics(spawned) -> None:
     ranks, _ = spawned
-    untouched = _model("eigh").state_dict()
+    untouched_model = _model("eigh")
+    # A training call marks the whitening for recomputation from the (unchanged) covariance: the
+    # converted BatchNorm's own eval map is kept only until then.
+    untouched_model[0].refresh_whitening()
+    untouched = untouched_model.state_dict()
     for r in ranks:
         result = r["nobody"]
         assert result["out_shape"] == (0, CHANNELS, 3) and result["grad_shape"] == (0, CHANNELS, 3)
-        for key in ("0.running_mean", "0.running_whitening"):
+        for key in ("0.running_mean", "0.running_covariance"):
             assert torch.equal(result[key], untouched[key])
+        torch.testing.assert_close(result["0.running_whitening"], untouched["0.running_whitening"], rtol=0, atol=0)
         assert int(result["0.num_batches_tracked"]) == 1
 
 

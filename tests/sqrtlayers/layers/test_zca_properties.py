@@ -78,7 +78,8 @@ def test_training_output_is_white_per_group_with_finite_gradient(
     c, group_size, n, length, seed = layout
     dtype = torch.float64 if mode == "float64" else torch.float32
     x = conditioned(n, c, length, seed, dtype)
-    layer = sl.ZCABatchNorm(c, group_size=group_size, backend=backend).to(dtype)
+    # The condition cap off: these data are well conditioned, and the property is the backend's.
+    layer = sl.ZCABatchNorm(c, group_size=group_size, backend=backend, max_condition=None).to(dtype)
     bound = WHITENING_BOUND.get(backend, DEFAULT_BOUND)
     if mode == "channels-last":
         x = x.unsqueeze(-1).contiguous(memory_format=torch.channels_last)
@@ -98,5 +99,5 @@ def test_training_output_is_white_per_group_with_finite_gradient(
     if mode == "channels-last":
         # Laid out as torch's BatchNorm lays it out, and the same numbers as contiguous input.
         assert y.is_contiguous(memory_format=torch.channels_last)
-        again = sl.ZCABatchNorm(c, group_size=group_size, backend=backend)(x.detach().contiguous())
+        again = sl.ZCABatchNorm(c, group_size=group_size, backend=backend, max_condition=None)(x.detach().contiguous())
         torch.testing.assert_close(y.detach(), again.detach(), rtol=0, atol=0)
