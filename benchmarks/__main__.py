@@ -3,7 +3,7 @@
 
     python -m benchmarks --preset quick                     # < 1 min on a 2-core CPU
     python -m benchmarks --device cuda --out results        # the full study
-    python -m benchmarks --preset gpu --out bench_out/gpu   # one H100/H200, < 8 min (DEVICE=cpu: a dry run)
+    python -m benchmarks --preset gpu --out bench_out/gpu   # one H100/H200, 420 s budget (DEVICE=cpu: a dry run)
     python -m benchmarks --backends eigh,mpa-lya --batches 1,64 --sizes 64 --kappas 1e1,1e2
     python -m benchmarks --modes compile,cudagraph:accurate --shapes 64x64,256x64
     python -m benchmarks app --preset quick                 # ResNet-18 training steps, the bare ZCA layer

@@ -60,7 +60,7 @@ class ModeJob:
     kappa: float
     seed: int
     dynamic_batch: bool = False
-    compile_backend: str = "inductor"
+    compile_backend: str | None = None  # the setting's value, handed on by the study
     #: torch CPU threads, as in the parent (``torch.set_num_threads`` is not inherited).
     threads: int | None = None
     #: shapes whose outputs are checked against the float64 closed form (``check_error``).
@@ -88,7 +88,7 @@ def _point(job: ModeJob, method: BenchMethod, key: Key, inputs: dict[tuple, Any]
         A, G = inputs[batch, n]
         begin = time.perf_counter()
         step = build_step(job.mode, method.root(op), A, G, phase, dynamic_batch=job.dynamic_batch,
-                          compile_backend=job.compile_backend)  # fmt: skip
+                          compile_backend=job.compile_backend, capture_warmup=max(job.warmup, 1))  # fmt: skip
         out = step()  # compiles, or checks that the first replay runs
         synchronize(device)
         record.setup_s = time.perf_counter() - begin if job.mode != EAGER else None

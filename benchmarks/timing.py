@@ -149,7 +149,7 @@ def _cudagraph_step(body: Step, warmup: int) -> Step:
 
 
 def build_step(mode: str, fn: RootFn, A: Tensor, G: Tensor, phase: str, *, dynamic_batch: bool = False,
-               compile_backend: str = "inductor", capture_warmup: int = 3) -> Step:  # fmt: skip
+               compile_backend: str | None = None, capture_warmup: int = 0) -> Step:  # fmt: skip
     """A step running ``fn`` on a copy of ``A`` (never the caller's tensor) in ``mode``.
 
     Args:
@@ -160,8 +160,10 @@ def build_step(mode: str, fn: RootFn, A: Tensor, G: Tensor, phase: str, *, dynam
         G: upstream gradient, same shape, used by ``FORWARD_BACKWARD``.
         phase: ``FORWARD`` or ``FORWARD_BACKWARD``.
         dynamic_batch: compile with a dynamic batch dimension. Default: ``False``.
-        compile_backend: ``torch.compile``'s backend. Default: ``"inductor"``.
-        capture_warmup: eager calls on a side stream before a capture. Default: ``3``.
+        compile_backend: ``torch.compile``'s backend (the ``compile_backend`` setting); needed
+            by ``"compile"``.
+        capture_warmup: eager calls on a side stream before a capture (the ``warmup`` setting).
+            Default: ``0``.
 
     Raises:
         ValueError: unknown mode or phase, or a capture asked for off CUDA; whatever compiling
@@ -171,6 +173,8 @@ def build_step(mode: str, fn: RootFn, A: Tensor, G: Tensor, phase: str, *, dynam
     if mode == EAGER:
         return _phase_step(fn, leaf, G, phase)
     if mode == COMPILE:
+        if compile_backend is None:
+            raise ValueError("mode 'compile' needs compile_backend (the compile_backend setting)")
         # fullgraph: the iterative backends promise no graph breaks; a break is a finding, not a
         # silent slowdown. Static shapes unless asked, to time the kernels a fixed shape gets.
         compiled = torch.compile(fn, fullgraph=True, dynamic=None if dynamic_batch else False, backend=compile_backend)

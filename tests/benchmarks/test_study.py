@@ -88,7 +88,8 @@ def test_spent_time_budget_skips_instead_of_measuring(tmp_path: Path) -> None:
 
 def test_worker_out_of_time_gives_failed_records() -> None:
     job = ModeJob(method="ns", mode="compile", shapes=[(2, 8)], ops=["sqrt"], phases=[FORWARD], device="cpu",
-                  dtype="float32", tf32=False, warmup=1, repeats=1, max_seconds=1.0, kappa=10.0, seed=0)  # fmt: skip
+                  dtype="float32", tf32=False, warmup=1, repeats=1, max_seconds=1.0, kappa=10.0, seed=0,
+                  compile_backend="eager")  # fmt: skip
     (record,) = run_isolated(job, timeout=0.2)
     assert record.status == "failed: timed out after 0 s" and record.median_ms is None
 
