@@ -21,14 +21,13 @@ __all__ = ["whitening_coloring", "WhiteningColoring", "DEFAULT_WCT_BACKEND"]
 DEFAULT_WCT_BACKEND = "auto"
 
 
-def _check_features(value: object, name: str) -> Tensor:
+def _check_features(value: Tensor, name: str) -> None:
+    """Raise unless ``value`` is real floating-point ``(N, C, *S)`` features, ``C`` and ``prod(S)`` > 0."""
     check_real_floating(value, name)
-    assert isinstance(value, Tensor)
     if value.dim() < 3:
         raise ValueError(f"{name} must be (N, C, H, W) or (N, C, L) features, got shape {tuple(value.shape)}")
     if value.shape[1] == 0 or math.prod(value.shape[2:]) == 0:
         raise ValueError(f"{name} must have at least one channel and one position, got shape {tuple(value.shape)}")
-    return value
 
 
 def _check_eps(eps: float) -> float:
@@ -37,7 +36,7 @@ def _check_eps(eps: float) -> float:
     return float(eps)
 
 
-def check_alpha(alpha: float | Tensor, shape: torch.Size | None = None) -> None:
+def _check_alpha(alpha: float | Tensor, shape: torch.Size | None = None) -> None:
     """Raise unless ``alpha`` is a float in ``[0, 1]`` or a real floating-point tensor that
     broadcasts to ``shape`` (the content's) without changing it; the error echoes the value."""
     if isinstance(alpha, Tensor):
@@ -183,7 +182,7 @@ def whitening_coloring(
             raise ValueError(
                 f"style must hold 1 or {n} samples (the content's batch), got shape {tuple(style.shape)}"
             )
-    check_alpha(alpha, content.shape)
+    _check_alpha(alpha, content.shape)
     group_size = resolve_group_size(channels, group_size)
     return _whitening_coloring(content, style, alpha, group_size, _check_eps(eps), resolve_backend(backend))
 
@@ -262,7 +261,7 @@ class WhiteningColoring(nn.Module):
         super().__init__()
         if group_size is not None:
             resolve_group_size(group_size, group_size)  # the type and >= 1; C is checked per call
-        check_alpha(alpha)
+        _check_alpha(alpha)
         self.group_size = group_size
         self.eps = _check_eps(eps)
         self.backend = resolve_backend(backend)
