@@ -8,6 +8,8 @@
     python -m benchmarks --modes compile,cudagraph:accurate --shapes 64x64,256x64
     python -m benchmarks app --preset quick                 # ResNet-18 training steps, the bare ZCA layer
     python -m benchmarks gaussian --preset quick            # whitening and colouring, Fréchet distance
+    python -m benchmarks zca --steps 100                    # ResNet-18, every BatchNorm whitened, per backend
+    python -m benchmarks zca --curves eigh=runs/eigh ...    # the default job's curves, table and plot
 
 Writes ``results.md`` and ``results.json`` (``app.md``, ``app.json`` for ``app``; ``gaussian.md``,
 ``gaussian.json`` for ``gaussian``) and the PNG plots
@@ -110,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(argv[1:], app=True)
     if argv[:1] == ["gaussian"]:
         return _run_gaussian(argv[1:])
+    if argv[:1] == ["zca"]:
+        from .zca_training import main as zca_main
+
+        return zca_main(argv[1:])
     return _run(argv[1:] if argv[:1] == ["study"] else argv, app=False)
 
 

@@ -34,7 +34,8 @@ class ZCAResNet(ResNet):
             has up to 2048 channels. Default: ``None``.
         backend (str or SqrtmBackend): square-root backend of the whitening.
             Default: :data:`~sqrtlayers.DEFAULT_BACKEND`.
-        eps (float): covariance ridge of the whitening. Default: ``1e-5``.
+        eps (float): covariance ridge of the whitening, relative to each group's mean
+            variance. Default: ``1e-5``.
         momentum (float): running-statistics momentum. Default: ``0.1``.
 
     Shape:

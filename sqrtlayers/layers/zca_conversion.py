@@ -100,10 +100,11 @@ def convert_zca_batchnorm(
         >>> import torch
         >>> from torchvision.models import resnet18
         >>> from sqrtlayers.layers import ZCABatchNorm, convert_zca_batchnorm
-        >>> model = convert_zca_batchnorm(resnet18(num_classes=10), first_only=True, group_size=16)
+        >>> model = convert_zca_batchnorm(resnet18(num_classes=10), first_only=True)
         >>> model.bn1
         ZCABatchNorm(64, group_size=16, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True,
-                     backend=PadeBackend(name='mpa-lya', degree=(5, 5), lya_iters=8), sync_stats=False)
+                     backend=PadeBackend(name='mpa-lya', degree=(5, 5), lya_iters=8), max_condition=10000.0,
+                     sync_stats=False)
         >>> sum(isinstance(m, ZCABatchNorm) for m in model.modules())
         1
     """

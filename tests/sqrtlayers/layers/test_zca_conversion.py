@@ -208,6 +208,23 @@ def test_group_size_larger_than_a_layer_whitens_it_as_one_group() -> None:
     model = convert_zca_batchnorm(nn.Sequential(nn.BatchNorm1d(3), nn.BatchNorm1d(20)), group_size=8)
     assert (model[0].group_size, model[0].num_groups) == (3, 1)
     assert (model[1].group_size, model[1].num_groups) == (8, 3)
+    # One rule for the conversion and the layer itself.
+    assert (ZCABatchNorm(8, group_size=16).group_size, ZCABatchNorm(8, group_size=16).num_groups) == (8, 1)
+
+
+def test_default_groups_are_16_channels_and_none_whitens_each_layer_whole() -> None:
+    model = convert_zca_batchnorm(nn.Sequential(nn.BatchNorm2d(64), nn.BatchNorm2d(8)))
+    assert [(m.group_size, m.num_groups) for m in model] == [(16, 4), (8, 1)]
+    model = convert_zca_batchnorm(nn.Sequential(nn.BatchNorm2d(64)), group_size=None)
+    assert (model[0].group_size, model[0].num_groups) == (64, 1)
+
+
+def test_converting_a_model_without_batchnorm_warns() -> None:
+    model = nn.Sequential(nn.Linear(3, 3), nn.GroupNorm(1, 3))
+    with pytest.warns(UserWarning, match="found no BatchNorm layer to convert in Sequential"):
+        assert convert_zca_batchnorm(model) is model
+    with pytest.warns(UserWarning, match="that the predicate chose"):
+        convert_zca_batchnorm(nn.Sequential(nn.BatchNorm1d(3)), predicate=lambda name, layer: False)
 
 
 def test_layers_that_are_not_batchnorm_subclasses_are_left_alone() -> None:

@@ -74,14 +74,15 @@ def _eval_vs_train(network: nn.Sequential, zca: ZCABatchNorm, images: torch.Tens
 
 
 # Eval against train output after 40 steps, per backend (3 seeds), measured: eigh, accurate
-# 0.30-0.32; mpa-lya 0.19-0.24; ns 0.11-0.13 (nn.BatchNorm2d in the same place: 0.03-0.05). With
+# 0.30-0.32; mpa(-lya) 0.19-0.25; ns(-lya) 0.11-0.15; mtp(-lya) 0.05-0.12 (nn.BatchNorm2d in the
+# same place: 0.03-0.05). With
 # the running average of whitening matrices kept before (state_dict version 1): eigh and accurate
 # 15-19, the null space's 1/sqrt(eps) = 316 amplifying the live directions. What remains is the
 # lag of any running average behind weights that move at this learning rate, which whitening
 # amplifies along the smallest live eigenvalue (docs/METHODS.md): 0.5 bounds it with headroom.
 RUNNING_AVERAGE_BOUND = 0.5
 # After recompute_running_stats over 8 batches of the same weights only the sampling noise of the
-# statistics remains: measured 0.01-0.03 for every backend.
+# statistics remains: measured 0.011-0.020 for every backend (3 seeds).
 RECOMPUTED_BOUND = 0.06
 
 
