@@ -32,8 +32,11 @@ def sqrtm(A: Tensor, backend: str | SqrtmBackend = DEFAULT_BACKEND) -> Tensor:
         TypeError: non-tensor, integer, bool or complex ``A``.
         ValueError: fewer than 2 dims, non-square, unknown backend.
 
-    Values are not checked (that would need a host sync): call :func:`check_spd` first when in
-    doubt. NaN in, NaN out for the iterative backends; ``eigh`` clamps negative eigenvalues to 0.
+    Every backend reads the symmetric part :math:`(A + A^T)/2`, and returns NaN for a matrix with
+    an eigenvalue below :math:`-(u_{in} + 4 n u) \|A\|_F` (outside the PSD cone beyond rounding),
+    the rest of the batch unaffected; NaN in, NaN out (:mod:`sqrtlayers.backends.input_rules`,
+    docs/METHODS.md). Nothing raises on values (that would need a host sync): call
+    :func:`check_spd` first when in doubt.
 
     Example:
         >>> import torch, sqrtlayers as sl

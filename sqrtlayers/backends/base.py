@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from ..dtypes import check_real_floating, compute_dtype
+from .input_rules import nan_outside_psd_cone, symmetric_part
 
 __all__ = ["SqrtmBackend", "validate_square_input", "check_positive_int", "compute_dtype"]
 
@@ -54,6 +55,9 @@ class SqrtmBackend:
 
     Subclasses implement :meth:`_compute` on float32/float64 tensors; this class validates the
     input, computes float16/bfloat16 inputs in float32 with autocast disabled, and casts back.
+    It also keeps the input rules of :mod:`sqrtlayers.backends.input_rules` for every backend:
+    the symmetric part :math:`(A + A^T)/2` is what is read, and a matrix outside the PSD cone
+    (beyond a rounding margin) gets a NaN root.
 
     A backend is immutable once built: its options are fixed at construction, so a compiled or
     CUDA-graph-captured call never meets data-dependent Python control flow.
@@ -88,9 +92,12 @@ class SqrtmBackend:
     def _run(self, A: Tensor, inverse: bool) -> Tensor:
         validate_square_input(A)
         in_dtype = A.dtype
-        work = A.to(compute_dtype(in_dtype))
+        # The input rules of every backend (input_rules.py): the symmetric part is read, and a
+        # matrix outside the PSD cone gets NaN.
+        work = symmetric_part(A.to(compute_dtype(in_dtype)))
         with torch.autocast(device_type=A.device.type, enabled=False):
             out = self._compute_from(work, inverse, in_dtype)
+            out = nan_outside_psd_cone(out, work, in_dtype)
         return out.to(in_dtype)
 
     def _compute_from(self, A: Tensor, inverse: bool, input_dtype: torch.dtype) -> Tensor:

@@ -84,7 +84,9 @@ class EighBackend(SqrtmBackend):
     r"""Exact square root by eigendecomposition, ``A = V \operatorname{diag}(\lambda) V^T``.
 
     Forward: :math:`A^{\pm 1/2} = V \operatorname{diag}(\lambda^{\pm 1/2}) V^T`, eigenvalues
-    clamped to ``>= 0`` first (so a slightly indefinite input gets the root of its PSD part).
+    clamped to ``>= 0`` first (so an input indefinite within rounding gets the root of its PSD
+    part; beyond that margin the root is NaN, as for every backend: see
+    :mod:`sqrtlayers.backends.input_rules`).
 
     Backward (closed form, no autograd through ``eigh``): with :math:`s = \sqrt{\lambda}` and
     upstream gradient :math:`G`,
@@ -108,8 +110,8 @@ class EighBackend(SqrtmBackend):
     which has no eigendecomposition: under ``torch.onnx.export`` it raises
     :class:`~sqrtlayers.backends.onnx_export.OnnxExportError` naming ``accurate``.
 
-    Only the lower triangle of ``A`` is read (as in :func:`torch.linalg.eigh`), except that a NaN
-    or Inf anywhere in a matrix makes its output NaN; ``svd`` is an alias of this backend.
+    The symmetric part :math:`(A + A^T)/2` is decomposed, as every backend reads it; a NaN or Inf
+    anywhere in a matrix makes its output NaN. ``svd`` is an alias of this backend.
 
     Example:
         >>> import torch, sqrtlayers as sl

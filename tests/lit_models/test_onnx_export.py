@@ -27,9 +27,11 @@ onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 # Largest ONNX-vs-eager difference, relative to the largest output magnitude, that float32
-# rounding explains: onnxruntime sums the products in another order, and the iterations carry
-# that rounding through about ten dependent products. Measured at most ~2e-6 (README).
-RELATIVE_TOLERANCE = 1e-4
+# rounding explains: onnxruntime sums the products in another order, and the root of an
+# ill-conditioned covariance (a head's rank-deficient features, kept definite by its eps)
+# amplifies that by up to its condition number within the backend's declared float32 accuracy.
+# Measured at most 1.4e-4 (README, "Deploying").
+RELATIVE_TOLERANCE = 1e-3
 
 
 def export_and_run(network: nn.Module, sample: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:

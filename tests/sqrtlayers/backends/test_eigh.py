@@ -31,8 +31,10 @@ def test_gradient_at_identity(inverse: bool) -> None:
     A = torch.eye(5, dtype=torch.float64).requires_grad_()
     G = torch.randn(5, 5, dtype=torch.float64)
     (sl.inv_sqrtm if inverse else sl.sqrtm)(A, backend="eigh").backward(G)
-    # sqrt: S = I so X = G / 2; inverse: -Z G Z / 2 = -G / 2.
-    torch.testing.assert_close(A.grad, -G / 2 if inverse else G / 2)
+    # sqrt: S = I so X = G / 2; inverse: -Z G Z / 2 = -G / 2. The symmetric part of A is what
+    # is read, so the gradient is that of G's symmetric part.
+    G_sym = (G + G.mT) / 2
+    torch.testing.assert_close(A.grad, -G_sym / 2 if inverse else G_sym / 2)
 
 
 @pytest.mark.parametrize("inverse", [False, True], ids=["sqrt", "inv_sqrt"])
@@ -41,6 +43,7 @@ def test_gradient_with_repeated_eigenvalues(inverse: bool) -> None:
     evals = torch.tensor([0.5, 0.5, 0.5, 2.0, 2.0, 3.0], dtype=torch.float64)
     A = ((Q * evals) @ Q.mT).requires_grad_()
     G = torch.randn(6, 6, dtype=torch.float64)
+    G = (G + G.mT) / 2  # the symmetric part of A is read: the gradient of a symmetric G
     (sl.inv_sqrtm if inverse else sl.sqrtm)(A, backend="eigh").backward(G)
     assert torch.isfinite(A.grad).all()
     assert relative_error(A.grad, exact_sqrtm_grad(A.detach(), G, inverse)) < 1e-10
@@ -56,6 +59,7 @@ def test_gradient_of_psd_with_zero_eigenvalue_is_finite_least_norm() -> None:
     evals = torch.tensor([0.0, 0.0, 1.0, 4.0, 9.0], dtype=torch.float64)
     A = torch.diag(evals).requires_grad_()
     G = torch.randn(5, 5, dtype=torch.float64)
+    G = (G + G.mT) / 2  # the symmetric part of A is read: the gradient of a symmetric G
     Y = sl.sqrtm(A, backend="eigh")
     Y.backward(G)
     assert torch.isfinite(Y).all() and torch.isfinite(A.grad).all()
@@ -79,10 +83,12 @@ def test_inverse_root_of_singular_matrix_is_finite() -> None:
     assert Z[0, 0] > 1e3  # of order 1 / floor, as documented
 
 
-def test_indefinite_input_gives_root_of_psd_part() -> None:
-    """Documented: eigh clamps negative eigenvalues to zero."""
-    A = torch.diag(torch.tensor([-1.0, 4.0], dtype=torch.float64))
+def test_rounding_level_negative_eigenvalues_are_clamped() -> None:
+    """Documented: within the cone's rounding margin eigh clamps negative eigenvalues to zero;
+    beyond it the root is NaN, as for every backend (test_input_rules.py)."""
+    A = torch.diag(torch.tensor([-1e-17, 4.0], dtype=torch.float64))
     torch.testing.assert_close(sl.sqrtm(A, backend="eigh"), torch.diag(torch.tensor([0.0, 2.0], dtype=torch.float64)))
+    assert sl.sqrtm(torch.diag(torch.tensor([-1e-3, 4.0], dtype=torch.float64)), backend="eigh").isnan().all()
 
 
 def test_svd_is_an_alias_of_eigh() -> None:
