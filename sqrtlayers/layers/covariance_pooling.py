@@ -10,6 +10,7 @@ from ..backends.normalisation import trace_normalise
 from ..dtypes import compute_dtype
 from .gram import scaled_gram
 from .input_checks import check_real_floating
+from .ridge import POOLING_MAX_CONDITION, check_max_condition, covariance_shift
 
 __all__ = ["covariance_pool", "triu_dim", "CovariancePooling"]
 
@@ -51,6 +52,7 @@ def covariance_pool(
     backend: str | SqrtmBackend = DEFAULT_POOLING_BACKEND,
     vectorize: bool = True,
     eps: float = 1e-5,
+    max_condition: float | None = POOLING_MAX_CONDITION,
 ) -> Tensor:
     r"""Square root of the centred covariance of a set of features, per sample (iSQRT-COV).
 
@@ -58,12 +60,16 @@ def covariance_pool(
 
     .. math::
         \Sigma = \frac{1}{M} (X - \mu 1^T)(X - \mu 1^T)^T,\qquad
-        A = \frac{\Sigma}{\operatorname{tr}\Sigma} + \frac{\epsilon}{C} I,\qquad
+        A = \frac{\Sigma}{\operatorname{tr}\Sigma} + \delta I,\qquad
         Y = \sqrt{\operatorname{tr}\Sigma}\; A^{1/2},
 
     i.e. trace pre-normalisation, the square root by ``backend``, and :math:`\sqrt{\operatorname{tr}\Sigma}`
-    post-compensation: :math:`Y = (\Sigma + \epsilon \bar\sigma^2 I)^{1/2}` with
-    :math:`\bar\sigma^2 = \operatorname{tr}\Sigma / C` the mean variance. The centring
+    post-compensation. The ridge :math:`\delta` is ``eps`` relative to the mean variance
+    (:math:`\epsilon / C` on the trace-normalised matrix), raised where needed so that :math:`A`
+    has condition number at most ``max_condition``
+    (:func:`~sqrtlayers.layers.ridge.covariance_shift`, the ZCA layer's rule): with fewer positions
+    than channels :math:`\Sigma` is singular, and the backend then still sees a matrix inside its
+    declared accuracy bands. The centring
     subtracts the mean (no ``M x M`` centring matrix) and the covariance is one batched matmul.
 
     Args:
@@ -76,6 +82,8 @@ def covariance_pool(
         eps: ridge relative to the mean variance, so that the square root (and its gradient)
             never meets a singular matrix, e.g. with fewer positions than channels. Scale-free:
             the output of ``a * input`` is ``a`` times the output. Default: ``1e-5``.
+        max_condition: cap on the condition number of :math:`A`, or ``None`` for none. Default:
+            :data:`~sqrtlayers.layers.ridge.POOLING_MAX_CONDITION` (``1e6``).
 
     Returns:
         ``(N, C (C + 1) / 2)`` or ``(N, C, C)``, in the dtype of ``input``; an empty batch
@@ -83,7 +91,8 @@ def covariance_pool(
 
     Raises:
         TypeError: ``input`` is not a real floating-point tensor (integer, bool, complex).
-        ValueError: ``input`` has neither 3 nor 4 dims, no channel or no position, or ``eps < 0``.
+        ValueError: ``input`` has neither 3 nor 4 dims, no channel or no position, ``eps < 0`` or
+            a bad ``max_condition``.
 
     Numerics: float16/bfloat16 (and autocast) are computed in float32. Accuracy is the
     backend's on :math:`A`: ``"eigh"`` exact; ``"ns"`` with 5 iterations is an approximation
@@ -95,7 +104,7 @@ def covariance_pool(
         >>> x = torch.randn(2, 8, 7, 7)
         >>> covariance_pool(x).shape
         torch.Size([2, 36])
-        >>> Y = covariance_pool(x, backend="eigh", vectorize=False, eps=0.0)
+        >>> Y = covariance_pool(x, backend="eigh", vectorize=False, eps=0.0, max_condition=None)
         >>> xc = x.flatten(2) - x.flatten(2).mean(-1, keepdim=True)
         >>> torch.allclose(Y @ Y, xc @ xc.mT / 49, atol=1e-4)
         True
@@ -106,6 +115,7 @@ def covariance_pool(
     X = _feature_columns(input)
     if not eps >= 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
+    check_max_condition(max_condition)
     channels, positions = X.shape[-2:]
     work_dtype = compute_dtype(input.dtype)
     with torch.autocast(device_type=input.device.type, enabled=False):
@@ -114,8 +124,9 @@ def covariance_pool(
         # The scatter matrix, not the covariance: the 1/M cancels in the trace normalisation and
         # comes back in the post-compensation.
         normalised, trace = trace_normalise(scaled_gram(Xc))
-        ridge = torch.eye(channels, dtype=work_dtype, device=input.device) * (eps / channels)
-        Y = resolve_backend(backend).sqrtm(normalised + ridge) * (trace / positions).sqrt()
+        eye = torch.eye(channels, dtype=work_dtype, device=input.device)
+        shifted = normalised + covariance_shift(normalised, eps, max_condition) * eye
+        Y = resolve_backend(backend).sqrtm(shifted) * (trace / positions).sqrt()
         out = _upper_triangle(Y) if vectorize else Y
     return out.to(input.dtype)
 
@@ -128,6 +139,7 @@ class CovariancePooling(nn.Module):
             :data:`~sqrtlayers.DEFAULT_POOLING_BACKEND`.
         vectorize: output the row-major upper triangle instead of the matrix. Default: ``True``.
         eps: ridge relative to the mean variance. Default: ``1e-5``.
+        max_condition: cap on the condition number the backend sees. Default: ``1e6``.
 
     Shape:
         - Input: ``(N, C, H, W)`` or ``(N, L, C)``.
@@ -146,11 +158,18 @@ class CovariancePooling(nn.Module):
     """
 
     def __init__(
-        self, *, backend: str | SqrtmBackend = DEFAULT_POOLING_BACKEND, vectorize: bool = True, eps: float = 1e-5
+        self,
+        *,
+        backend: str | SqrtmBackend = DEFAULT_POOLING_BACKEND,
+        vectorize: bool = True,
+        eps: float = 1e-5,
+        max_condition: float | None = POOLING_MAX_CONDITION,
     ) -> None:
         super().__init__()
         if not eps >= 0:
             raise ValueError(f"eps must be >= 0, got {eps}")
+        check_max_condition(max_condition)
+        self.max_condition = max_condition
         self.backend = resolve_backend(backend)
         self.vectorize = vectorize
         self.eps = eps
@@ -161,7 +180,9 @@ class CovariancePooling(nn.Module):
         return triu_dim(channels) if self.vectorize else channels * channels
 
     def forward(self, input: Tensor) -> Tensor:
-        return covariance_pool(input, backend=self.backend, vectorize=self.vectorize, eps=self.eps)
+        return covariance_pool(
+            input, backend=self.backend, vectorize=self.vectorize, eps=self.eps, max_condition=self.max_condition
+        )
 
     def extra_repr(self) -> str:
-        return f"backend={self.backend!r}, vectorize={self.vectorize}, eps={self.eps}"
+        return f"backend={self.backend!r}, vectorize={self.vectorize}, eps={self.eps}, max_condition={self.max_condition}"

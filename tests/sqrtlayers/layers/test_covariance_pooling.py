@@ -130,8 +130,36 @@ def test_constructor_errors_echo_the_value() -> None:
         CovariancePooling(eps=-1)
     with pytest.raises(ValueError, match="unknown backend 'nope'"):
         CovariancePooling(backend="nope")
-    expected = "CovariancePooling(backend=EighBackend(name='eigh'), vectorize=True, eps=1e-05)"
+    with pytest.raises(ValueError, match="max_condition must be a number > 1 or None, got 1"):
+        CovariancePooling(max_condition=1)
+    expected = "CovariancePooling(backend=EighBackend(name='eigh'), vectorize=True, eps=1e-05, max_condition=1000000.0)"
     assert repr(CovariancePooling(backend="eigh")) == expected
+
+
+@pytest.mark.parametrize("channels", [16, 64, 256])
+def test_fewer_positions_than_channels_reach_the_backend_inside_its_declared_band(channels: int) -> None:
+    """A 7x7 map of C channels has rank <= 48: the relative ridge alone left condition numbers up
+    to C / eps (2.6e7 at C = 256), beyond every declared band; the cap keeps them <= 1e6."""
+    from sqrtlayers.backends.eigh import EighBackend
+
+    class Recording(EighBackend):
+        kappas: list[float] = []
+
+        def _run(self, A: torch.Tensor, inverse: bool) -> torch.Tensor:
+            evals = torch.linalg.eigvalsh(A.detach().double())
+            self.kappas.extend((evals[..., -1] / evals[..., 0]).tolist())
+            return super()._run(A, inverse)
+
+    backend = Recording()
+    x = torch.randn(2, channels, 7, 7, generator=torch.Generator().manual_seed(0)) * 1e3
+    unlimited = covariance_pool(x, backend=backend, max_condition=None)
+    uncapped = max(backend.kappas)
+    backend.kappas.clear()
+    capped = covariance_pool(x, backend=backend)
+    assert max(backend.kappas) <= 1e6 * (1 + 1e-3)
+    if channels == 256:
+        assert uncapped > 1e6  # the case the cap is for
+    assert torch.isfinite(capped).all() and torch.isfinite(unlimited).all()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
