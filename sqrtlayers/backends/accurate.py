@@ -346,6 +346,17 @@ class AccurateBackend(SqrtmBackend):
             raise ValueError(f"impl must be one of {list(IMPLS)}, got {impl!r}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+        if impl == "triton":
+            from .triton_accurate import triton_available
+
+            # The device of a call is not known yet, but whether any device here can run the
+            # kernel is: refuse now rather than at the first call.
+            if not (triton_available("cuda") or triton_available("cpu")):
+                raise ValueError(
+                    "impl='triton' cannot run on this machine: the fused kernel needs Triton and a CUDA "
+                    "device of compute capability >= 8.0 (none is available), or TRITON_INTERPRET=1 for "
+                    "CPU tensors; use impl='auto' or impl='torch', which run everywhere"
+                )
         self.tol = tol
         self.impl = impl
         self.precision = precision

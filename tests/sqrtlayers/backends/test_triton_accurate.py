@@ -284,6 +284,11 @@ def test_cpu_without_interpreter_is_unavailable(monkeypatch: pytest.MonkeyPatch)
     assert not triton_available("cpu")
     with pytest.raises(RuntimeError, match="cannot run on device cpu.*TRITON_INTERPRET=1"):
         fused_minimax_sqrtm(torch.eye(3), _steps(3), inverse=False)
+    if not torch.cuda.is_available():
+        # Nothing here can run the kernel: asking for it is refused when the backend is built.
+        with pytest.raises(ValueError, match=r"impl='triton' cannot run on this machine: .*TRITON_INTERPRET=1"):
+            sl.get_backend("accurate", impl="triton")
+        assert sl.get_backend("accurate", impl="auto").resolved_impl(torch.eye(3)) == "torch"
 
 
 @pytest.mark.usefixtures("interpreter")
