@@ -65,13 +65,16 @@ def _side_by_side_table(results: Results, shapes: list[tuple[int, int]]) -> str:
     # Each method's modes together, configured variants ("accurate[impl=triton]") after their base.
     bases, specs = _unique(m.split("[")[0] for m, _, _ in rows), _unique(m for m, _, _ in rows)
     rows.sort(key=lambda r: (bases.index(r[0].split("[")[0]), specs.index(r[0]), MODES.index(r[1])))
+    # With the "eager" compile backend Dynamo only traces: its times are not of compiled code.
+    traced_only = results.meta.get("config", {}).get("compile_backend") == "eager"
     body = []
     for b, n in shapes:
         for method, mode, op in rows:
             found = [index.get((method, mode, op, ph, b, n)) for ph in (FORWARD, FORWARD_BACKWARD)]
             if any(found):
                 errors = [_error(r.check_error) if r else "—" for r in found]
-                body.append([f"{b}×{n}", method, mode, OP_LABELS[op]] + [_time_cell(r) for r in found] + errors)
+                label = "compile (eager: traced, not compiled)" if traced_only and mode == "compile" else mode
+                body.append([f"{b}×{n}", method, label, OP_LABELS[op]] + [_time_cell(r) for r in found] + errors)
     return markdown_table(["batch×n", "method", "mode", "root", "forward ms (× eigh)", "forward+backward ms (× eigh)",
                            "forward error", "gradient error"], body)  # fmt: skip
 

@@ -22,3 +22,16 @@ def test_side_by_side_rows_group_modes_and_keep_failures_in_their_cells() -> Non
     assert lines[0] == "| 4×16 | eigh | eager | A^{1/2} | 2 (1×) | 2 (1×) | 1.0e-06 | 1.0e-06 |"
     assert lines[4] == ("| 4×16 | accurate[impl=triton] | eager | A^{1/2} | 2 (1×) | failed: RuntimeError: CUDA "
                         "error: an illegal memory access | 1.0e-06 | 1.0e-06 |")  # fmt: skip
+
+
+def test_compile_rows_of_the_eager_compile_backend_say_they_were_only_traced() -> None:
+    """The GPU preset's CPU dry run compiles with backend 'eager': Dynamo traces, nothing is
+    compiled, so its 'compile' times must not read as times of compiled code."""
+    timing = [TimingRecord(m, mode, "sqrt", FORWARD, 4, 16, median_ms=2.0) for m, mode in
+              [("eigh", "eager"), ("accurate", "compile")]]  # fmt: skip
+    attach_ratios(timing)
+    for backend, label in (("eager", "compile (eager: traced, not compiled)"), ("inductor", "compile")):
+        config = {"shapes": [(4, 16)], "compile_backend": backend}
+        markdown = study_markdown(Results(meta={"config": config}, timing=timing))
+        rows = [line.split(" | ")[1:3] for line in markdown.splitlines() if line.startswith("| 4×16 | accurate")]
+        assert rows == [["accurate", label]]
