@@ -32,7 +32,9 @@ def covariance_shift(cov: Tensor, eps: float, max_condition: float | None) -> Te
     the scale of its input. The second caps the condition number of :math:`\Sigma + \delta I` at
     ``max_condition`` however rank-deficient :math:`\Sigma` is, since
     :math:`\lambda_{\max} \le \|\Sigma^2\|_F^{1/2} \le r^{1/4} \lambda_{\max}` for rank
-    :math:`r` (one extra ``g x g`` product). :math:`\epsilon^2` keeps an all-zero group finite.
+    :math:`r` (one extra ``g x g`` product). :math:`\epsilon^2` keeps an all-zero group finite; the
+    layers call this on a covariance in units of its largest variance, so even that term is
+    relative.
     Differentiable, so the gradient is that of the function computed.
 
     Example:

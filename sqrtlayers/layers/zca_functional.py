@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from ..backends import DEFAULT_BACKEND, SqrtmBackend, resolve_backend
@@ -65,9 +66,20 @@ def _verify_batch_size(size: torch.Size) -> None:
 def whitening_from_covariance(
     cov: Tensor, eps: float, max_condition: float | None, backend: SqrtmBackend
 ) -> Tensor:
-    """``(cov + delta I)^{-1/2}`` per group, ``delta`` from :func:`covariance_shift`."""
+    """``(cov + delta I)^{-1/2}`` per group, ``delta`` from :func:`covariance_shift`, computed on
+    ``cov`` over its largest variance ``t`` (then divided by ``sqrt(t)``) so that a covariance of
+    any magnitude the dtype holds is whitened as one of unit scale. ``t`` is differentiated
+    through (the ``eps^2`` of the ridge depends on it), which makes the result exactly independent
+    of any scale the input was divided by, so that scale may be detached."""
     eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
-    return backend.inv_sqrtm(cov + covariance_shift(cov, eps, max_condition) * eye)
+    top = _nonzero_or_one(cov.diagonal(dim1=-2, dim2=-1).amax(-1))[:, None, None]
+    unit = cov / top
+    return backend.inv_sqrtm(unit + covariance_shift(unit, eps, max_condition) * eye) / top.sqrt()
+
+
+def _nonzero_or_one(scale: Tensor) -> Tensor:
+    """``scale`` where it is positive, else 1: an all-zero (or NaN) group keeps its own units."""
+    return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
 def lift_padding(cov: Tensor, real: int) -> Tensor:
@@ -84,18 +96,32 @@ def lift_padding(cov: Tensor, real: int) -> Tensor:
 
 def _batch_moments(
     x: Tensor, groups: int, group_size: int, process_group: ProcessGroup | None
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Per-group mean ``(G, g)``, centred input ``(G, g, M)``, covariance ``Σ`` ``(G, g, g)``
-    (padding lifted) and sample count (0-dim) of ``x`` ``(N, C, *S)``, over the ranks of
-    ``process_group`` if given."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Per-group mean ``(G, g)``, centred input over its scale ``(G, g, M)``, that input's
+    covariance ``(G, g, g)`` (padding lifted), the scale ``(G,)`` and the sample count (0-dim) of
+    ``x`` ``(N, C, *S)``, over the ranks of ``process_group`` if given.
+
+    The scale is each group's largest ``|x - mu|`` (over the ranks), detached: the second moment
+    of activations near ``1e20`` overflows float32 and of ones near ``1e-20`` underflows it, while
+    the whitened output does not depend on the scale (the ridge is relative), so it is computed
+    from the scaled input, and its gradient is that of the unscaled one.
+    """
     xc, mean, count = GroupCentring.apply(x, groups, group_size, process_group)
+    if xc.shape[-1] > 0:
+        scale = xc.detach().abs().amax((-2, -1))
+    else:  # this rank holds no sample (a process group's other ranks may)
+        scale = xc.new_zeros(groups)
+    if process_group is not None:
+        dist.all_reduce(scale, op=dist.ReduceOp.MAX, group=process_group)
+    scale = _nonzero_or_one(scale)
+    xs = xc / scale[:, None, None]
     if process_group is None:
-        cov = scaled_gram(xc, 1.0 / xc.shape[-1])
+        cov = scaled_gram(xs, 1.0 / xs.shape[-1])
     else:
         # Centred on the global mean before the second moment: no E[x x^T] - mu mu^T cancellation.
-        cov = AllReduceSum.apply(scaled_gram(xc), process_group) / count.clamp_min(1)
+        cov = AllReduceSum.apply(scaled_gram(xs), process_group) / count.clamp_min(1)
     cov = lift_padding(cov, x.shape[1] - (groups - 1) * group_size)
-    return mean, xc, cov, count
+    return mean, xs, cov, scale, count
 
 
 @torch.no_grad()
@@ -256,10 +282,12 @@ def _zca_batch_norm(
     with torch.autocast(device_type=input.device.type, enabled=False):
         x = input.to(work_dtype)
         if training:
-            mean, xc, cov, count = _batch_moments(x, groups, group_size, process_group)
+            mean, xc, cov, scale, count = _batch_moments(x, groups, group_size, process_group)
             whitening = whitening_from_covariance(cov, eps, max_condition, backend)
             if running_mean is not None and running_covariance is not None:
                 with torch.no_grad():
+                    # In the input's units; beyond the dtype's range it is not finite, and skipped.
+                    cov = cov * scale[:, None, None].square()
                     # Decided on the device (no host sync): a group with a non-finite statistic
                     # keeps its running statistics, and so does every group in a step in which
                     # no rank of the process group had a sample.
@@ -275,7 +303,7 @@ def _zca_batch_norm(
             mean = to_group_vector(running_mean.to(work_dtype), groups, group_size, 0.0)  # type: ignore[union-attr]
             xc = to_groups(x, groups, group_size).sub_(mean.unsqueeze(-1))
             whitening = running_whitening.to(work_dtype)  # type: ignore[union-attr]
-        scale = None if weight is None else to_group_vector(weight.to(work_dtype), groups, group_size, 1.0)
-        shift = None if bias is None else to_group_vector(bias.to(work_dtype), groups, group_size, 0.0)
-        out = from_groups(_whiten(xc, whitening, scale, shift), input.shape, output_memory_format(input))
+        gamma = None if weight is None else to_group_vector(weight.to(work_dtype), groups, group_size, 1.0)
+        beta = None if bias is None else to_group_vector(bias.to(work_dtype), groups, group_size, 0.0)
+        out = from_groups(_whiten(xc, whitening, gamma, beta), input.shape, output_memory_format(input))
     return out.to(input.dtype)

@@ -55,11 +55,11 @@ def correlated(n: int, c: int, spatial: tuple[int, ...] = (), seed: int = 0, dty
 def reference_shift(cov, eps, max_condition=MAX_CONDITION):
     """The layer's ridge, written out from its definition: ``eps`` times the mean variance, at
     least the largest eigenvalue over ``max_condition - 1`` (bounded here by ``||cov^2||^(1/2)``),
-    plus ``eps^2``."""
+    plus ``eps^2`` times the largest variance (the layer works in units of it)."""
     shift = eps * torch.diagonal(cov).mean()
     if max_condition is not None:
         shift = torch.maximum(shift, torch.linalg.matrix_norm(cov @ cov).sqrt() / (max_condition - 1))
-    return shift + eps * eps
+    return shift + eps * eps * torch.diagonal(cov).max()
 
 
 def reference_zca(x, group_size, eps, weight=None, bias=None, detach_whitening=False, max_condition=MAX_CONDITION):
