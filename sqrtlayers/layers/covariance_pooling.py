@@ -121,12 +121,18 @@ def covariance_pool(
     with torch.autocast(device_type=input.device.type, enabled=False):
         X = X.to(work_dtype)
         Xc = X - X.mean(-1, keepdim=True)
+        # Per sample over its largest |x - mu| (detached): the scatter of features near 1e20
+        # overflows float32 and of ones near 1e-20 underflows it. The result is homogeneous of
+        # degree 1 in the features, so it is that scale times the result of the scaled ones, with
+        # the same gradient.
+        scale = Xc.detach().abs().amax((-2, -1), keepdim=True)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
         # The scatter matrix, not the covariance: the 1/M cancels in the trace normalisation and
         # comes back in the post-compensation.
-        normalised, trace = trace_normalise(scaled_gram(Xc))
+        normalised, trace = trace_normalise(scaled_gram(Xc / scale))
         eye = torch.eye(channels, dtype=work_dtype, device=input.device)
         shifted = normalised + covariance_shift(normalised, eps, max_condition) * eye
-        Y = resolve_backend(backend).sqrtm(shifted) * (trace / positions).sqrt()
+        Y = resolve_backend(backend).sqrtm(shifted) * ((trace / positions).sqrt() * scale)
         out = _upper_triangle(Y) if vectorize else Y
     return out.to(input.dtype)
 

@@ -274,3 +274,32 @@ def test_pooled_matrix_squares_to_the_covariance(name: str, backend: str, mode: 
     if pooled.dtype == torch.bfloat16:
         tolerance += BFLOAT16_ROUNDING
     assert error <= tolerance, f"{name}, {backend}, {mode}: relative error of Y @ Y {error:.1e}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("channels", [1, 3, 12, 33, 100])
+@pytest.mark.parametrize("scale", [1e-20, 1e20])
+def test_pooling_is_homogeneous_at_extreme_scales(scale: float, channels: int, dtype: torch.dtype) -> None:
+    """Output and gradient of ``scale * x`` are ``scale`` times and the same as those of ``x``,
+    forward and backward, down to 1e-20 and up to 1e20 (float32 gave NaN at 1e20: the scatter
+    overflowed). Rounding ``x * scale`` perturbs the input by the unit roundoff, which a
+    rank-deficient covariance (100 channels, 25 positions) amplifies up to the pooling cap, so
+    float32 is held to accurate's declared float32 bound at kappa 1e6 (measured worst: 3e-3 on
+    the gradient at 100 channels)."""
+    gen = torch.Generator().manual_seed(channels)
+    x = torch.randn(2, channels, 5, 5, generator=gen, dtype=torch.float64)
+    upstream = torch.randn(2, channels * (channels + 1) // 2, generator=gen, dtype=torch.float64)
+    results = []
+    for factor in (1.0, scale):
+        leaf = (x * factor).to(dtype).requires_grad_()
+        y = covariance_pool(leaf, backend="accurate")
+        (y * upstream.to(dtype)).sum().backward()
+        assert torch.isfinite(y).all() and torch.isfinite(leaf.grad).all()
+        results.append((y.double() / factor, leaf.grad.double()))
+    from sqrtlayers.backends.bounds import declared_bound
+
+    bound = declared_bound("accurate", inverse=False, dtype=dtype, kappa=1e6)
+    assert bound is not None
+    tolerances = (1e-10, 1e-10) if dtype == torch.float64 else (bound.forward, bound.gradient)
+    for value, reference, tolerance in zip(results[1], results[0], tolerances):
+        assert float((value - reference).norm() / reference.norm()) <= tolerance
