@@ -10,7 +10,7 @@ from ..backends.normalisation import trace_normalise
 from ..dtypes import compute_dtype
 from .gram import scaled_gram
 from .input_checks import check_real_floating
-from .ridge import POOLING_MAX_CONDITION, check_max_condition, covariance_shift
+from .ridge import POOLING_MAX_CONDITION, check_max_condition, covariance_shift, magnitude
 
 __all__ = ["covariance_pool", "triu_dim", "CovariancePooling"]
 
@@ -125,11 +125,10 @@ def covariance_pool(
         # overflows float32 and of ones near 1e-20 underflows it. The result is homogeneous of
         # degree 1 in the features, so it is that scale times the result of the scaled ones, with
         # the same gradient.
-        scale = Xc.detach().abs().amax((-2, -1), keepdim=True)
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        scale = magnitude(Xc, (-2, -1))[:, None, None]
         # The scatter matrix, not the covariance: the 1/M cancels in the trace normalisation and
         # comes back in the post-compensation.
-        normalised, trace = trace_normalise(scaled_gram(Xc / scale))
+        normalised, trace = trace_normalise(scaled_gram(Xc.div_(scale)))
         eye = torch.eye(channels, dtype=work_dtype, device=input.device)
         shifted = normalised + covariance_shift(normalised, eps, max_condition) * eye
         Y = resolve_backend(backend).sqrtm(shifted) * ((trace / positions).sqrt() * scale)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["MAX_CONDITION", "POOLING_MAX_CONDITION", "check_max_condition", "covariance_shift"]
+__all__ = ["MAX_CONDITION", "POOLING_MAX_CONDITION", "check_max_condition", "covariance_shift", "magnitude"]
 
 #: Default cap on the condition number of the shifted covariance a layer hands its backend:
 #: within the band where every backend declares its accuracy best (see ``docs/METHODS.md``,
@@ -64,3 +64,12 @@ def check_max_condition(max_condition: float | None) -> None:
         isinstance(max_condition, (int, float)) and not isinstance(max_condition, bool) and max_condition > 1
     ):
         raise ValueError(f"max_condition must be a number > 1 or None, got {max_condition!r}")
+
+
+def magnitude(x: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """The largest ``|x|`` over ``dims`` (one pass, no temporary), detached, with 1 where it is
+    not positive (an all-zero or NaN slice keeps its units): the scale the layers divide their
+    centred features by before a second moment, which would overflow float32 near ``1e20`` and
+    underflow it near ``1e-20``."""
+    top = torch.linalg.vector_norm(x.detach(), ord=float("inf"), dim=dims)
+    return torch.where(top > 0, top, torch.ones_like(top))

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from .channel_groups import from_groups, output_memory_format, to_groups
+from .ridge import magnitude
 
 if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
@@ -43,20 +44,22 @@ class AllReduceSum(torch.autograd.Function):
 
 
 class GroupCentring(torch.autograd.Function):
-    """``x - mean`` in the layout of :func:`~sqrtlayers.layers.channel_groups.to_groups`, the mean
-    taken over the batch and spatial positions (and over the ranks of a process group).
+    """``(x - mean) / scale`` in the layout of :func:`~sqrtlayers.layers.channel_groups.to_groups`,
+    the mean taken over the batch and spatial positions (and over the ranks of a process group),
+    the scale each group's largest ``|x - mean|`` (:func:`~sqrtlayers.layers.ridge.magnitude`,
+    the maximum over the ranks), treated as a constant.
 
-    Returns ``(centred (G, g, M), mean (G, g), count)``; the mean and the count (a 0-dim tensor,
-    summed over ranks) are not differentiable. Written by hand because autograd through
-    ``xg - xg.mean(-1)`` spends three extra full-size passes (a negation, a sum and an add) on
-    what is ``grad - mean(grad)``, and the layout copy can be centred in place. With a process
-    group, the sums and the count travel in one all-reduce.
+    Returns ``(scaled (G, g, M), mean (G, g), count, scale (G,))``; the mean, the count (a 0-dim
+    tensor, summed over ranks) and the scale are not differentiable. Written by hand because
+    autograd through ``xg - xg.mean(-1)`` spends three extra full-size passes (a negation, a sum
+    and an add) on what is ``grad - mean(grad)``, and the layout copy can be centred and scaled
+    in place. With a process group, the sums and the count travel in one all-reduce.
     """
 
     @staticmethod
     def forward(
         x: Tensor, groups: int, group_size: int, process_group: ProcessGroup | None
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         xg = to_groups(x, groups, group_size)
         total = xg.sum(-1)
         count = xg.new_full((1,), float(xg.shape[-1]))
@@ -66,24 +69,31 @@ class GroupCentring(torch.autograd.Function):
             total, count = packed[:-1].view_as(total), packed[-1:]
         # clamp: a joint batch of zero samples gives a zero mean rather than 0 / 0.
         mean = total / count.clamp_min(1)
-        return xg.sub_(mean.unsqueeze(-1)), mean, count.squeeze(0)
+        xg.sub_(mean.unsqueeze(-1))
+        # A rank without samples takes part with 1, the smallest scale magnitude() gives.
+        scale = magnitude(xg, (-2, -1)) if xg.shape[-1] > 0 else xg.new_ones(groups)
+        if process_group is not None:
+            dist.all_reduce(scale, op=dist.ReduceOp.MAX, group=process_group)
+        return xg.div_(scale[:, None, None]), mean, count.squeeze(0), scale
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: tuple[Tensor, Tensor, Tensor]) -> None:
+    def setup_context(ctx: Any, inputs: tuple, output: tuple[Tensor, Tensor, Tensor, Tensor]) -> None:
         x, _, _, ctx.process_group = inputs
         ctx.shape = x.shape
         ctx.memory_format = output_memory_format(x)
-        ctx.mark_non_differentiable(output[1], output[2])
-        ctx.save_for_backward(output[2])
+        ctx.mark_non_differentiable(output[1], output[2], output[3])
+        ctx.save_for_backward(output[2], output[3])
 
     @staticmethod
-    def backward(ctx: Any, grad_centred: Tensor, _mean: None, _count: None) -> tuple[Tensor, None, None, None]:
-        (count,) = ctx.saved_tensors
-        total = grad_centred.sum(-1, keepdim=True)
+    def backward(
+        ctx: Any, grad_scaled: Tensor, _mean: None, _count: None, _scale: None
+    ) -> tuple[Tensor, None, None, None]:
+        count, scale = ctx.saved_tensors
+        total = grad_scaled.sum(-1, keepdim=True)
         if ctx.process_group is not None:
             total = AllReduceSum.apply(total, ctx.process_group)
         # Plain differentiable operations, so double backward works through them.
-        grad = grad_centred - total / count.clamp_min(1)
+        grad = (grad_scaled - total / count.clamp_min(1)) / scale[:, None, None]
         return from_groups(grad, ctx.shape, ctx.memory_format), None, None, None
 
 

@@ -6,7 +6,6 @@ import math
 from typing import TYPE_CHECKING
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
 from ..backends import DEFAULT_BACKEND, SqrtmBackend, resolve_backend
@@ -72,14 +71,10 @@ def whitening_from_covariance(
     through (the ``eps^2`` of the ridge depends on it), which makes the result exactly independent
     of any scale the input was divided by, so that scale may be detached."""
     eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
-    top = _nonzero_or_one(cov.diagonal(dim1=-2, dim2=-1).amax(-1))[:, None, None]
+    variances = cov.diagonal(dim1=-2, dim2=-1).amax(-1)
+    top = torch.where(variances > 0, variances, torch.ones_like(variances))[:, None, None]
     unit = cov / top
     return backend.inv_sqrtm(unit + covariance_shift(unit, eps, max_condition) * eye) / top.sqrt()
-
-
-def _nonzero_or_one(scale: Tensor) -> Tensor:
-    """``scale`` where it is positive, else 1: an all-zero (or NaN) group keeps its own units."""
-    return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
 def lift_padding(cov: Tensor, real: int) -> Tensor:
@@ -101,20 +96,13 @@ def _batch_moments(
     covariance ``(G, g, g)`` (padding lifted), the scale ``(G,)`` and the sample count (0-dim) of
     ``x`` ``(N, C, *S)``, over the ranks of ``process_group`` if given.
 
-    The scale is each group's largest ``|x - mu|`` (over the ranks), detached: the second moment
-    of activations near ``1e20`` overflows float32 and of ones near ``1e-20`` underflows it, while
-    the whitened output does not depend on the scale (the ridge is relative), so it is computed
+    The scale is each group's largest ``|x - mu|`` (over the ranks), a constant to autograd
+    (:class:`~sqrtlayers.layers.zca_distributed.GroupCentring`): the second moment of activations
+    near ``1e20`` overflows float32 and of ones near ``1e-20`` underflows it, while the whitened
+    output does not depend on the scale (every term of the ridge is relative), so it is computed
     from the scaled input, and its gradient is that of the unscaled one.
     """
-    xc, mean, count = GroupCentring.apply(x, groups, group_size, process_group)
-    if xc.shape[-1] > 0:
-        scale = xc.detach().abs().amax((-2, -1))
-    else:  # this rank holds no sample (a process group's other ranks may)
-        scale = xc.new_zeros(groups)
-    if process_group is not None:
-        dist.all_reduce(scale, op=dist.ReduceOp.MAX, group=process_group)
-    scale = _nonzero_or_one(scale)
-    xs = xc / scale[:, None, None]
+    xs, mean, count, scale = GroupCentring.apply(x, groups, group_size, process_group)
     if process_group is None:
         cov = scaled_gram(xs, 1.0 / xs.shape[-1])
     else:
@@ -170,7 +158,7 @@ def zca_batch_norm(
 
     the sums running over the :math:`m = N \prod S` batch and spatial positions, and the ridge
     :math:`\delta` relative to the group's scale (:func:`covariance_shift`: ``eps`` times the
-    mean variance, at least :math:`\|\Sigma\|_F / (\kappa_{\max} - 1)`).
+    mean variance, at least :math:`\|\Sigma^2\|_F^{1/2} / (\kappa_{\max} - 1)`).
 
     With ``training=True`` the batch statistics are used, and the running buffers (when given)
     are updated in place: ``running = (1 - momentum) * running + momentum * batch`` for the mean
